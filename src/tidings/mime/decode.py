@@ -157,7 +157,7 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, bool]:
         codec = lookup_charset(charset)
         if codec is None or not codec.startswith(("utf_7", "utf-7", "utf_16", "utf-16", "utf_32", "utf-32",
                                                  "iso2022", "hz")):
-            return data.decode("ascii"), codec is None and bool(charset) and not _is_implicit(charset)
+            return data.decode("ascii"), codec is None and charset is not None and not _is_implicit(charset)
     codec = lookup_charset(charset)
     if codec is None:
         if not charset or _is_implicit(charset):

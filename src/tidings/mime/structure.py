@@ -49,7 +49,7 @@ class _RawPolicy(Compat32):
             value += "".join(sourcelines[1:])
         return name, value.rstrip("\r\n")
 
-    def header_fetch_parse(self, name: str, value: str) -> str:  # type: ignore[override]
+    def header_fetch_parse(self, name: str, value: str) -> str:
         return value
 
 
