@@ -1,0 +1,241 @@
+"""The `tidings` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .accounts import AccountError
+from .config import SCHEMA, Config, ConfigError, load, markdown_table, parse_hostport
+from .store.base import StoreError
+
+DATA_HELP = "data directory (default: $TIDINGS_DATA, else ./tidings-data)"
+
+
+class CommandError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="DIR", help=DATA_HELP)
+    parser.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tidings",
+        description="Tidings: a JMAP server (RFC 8620 core, RFC 8621 mail).",
+        epilog="Configuration: TOML file < TIDINGS_* environment < flags; see docs/configuration.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"tidings {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server in the foreground")
+    _common(serve)
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 127.0.0.1:8080)")
+    serve.add_argument("--public-url", metavar="URL", help="base URL clients use to reach the server")
+    serve.add_argument("--domain", help="mail domain for logins without '@' (default localhost)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    demo = commands.add_parser("demo", help="create a demo user (if missing) and run the server")
+    _common(demo)
+    demo.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 127.0.0.1:8080)")
+    demo.add_argument("--password", default="demo", help="the demo user's password (default: demo)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", metavar="ACTION")
+    add = user.add_parser("add", help="create a user and their account")
+    _common(add)
+    add.add_argument("name")
+    add.add_argument("--password", help="password (asked for when omitted)")
+    add.add_argument("--domain", help="mail domain for a name without '@'")
+    passwd = user.add_parser("passwd", help="change a user's password")
+    _common(passwd)
+    passwd.add_argument("name")
+    passwd.add_argument("--password", help="new password (asked for when omitted)")
+    listing = user.add_parser("list", help="list users")
+    _common(listing)
+    remove = user.add_parser("remove", help="remove a user and all their data")
+    _common(remove)
+    remove.add_argument("name")
+
+    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(dest="action", metavar="ACTION")
+    create = token.add_parser("create", help="create a bearer token for a user (printed once)")
+    _common(create)
+    create.add_argument("name")
+    create.add_argument("--label", help="a label to revoke the token by")
+    revoke = token.add_parser("revoke", help="revoke a user's token by its label")
+    _common(revoke)
+    revoke.add_argument("name")
+    revoke.add_argument("label")
+    tokens = token.add_parser("list", help="list a user's tokens")
+    _common(tokens)
+    tokens.add_argument("name")
+
+    config = commands.add_parser("config", help="show the configuration").add_subparsers(
+        dest="action", metavar="ACTION"
+    )
+    show = config.add_parser("show", help="print the effective configuration")
+    _common(show)
+    show.add_argument("--markdown", action="store_true", help="print the option reference as Markdown")
+    return parser
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> Config:
+    values = {"data": getattr(args, "data", None)}
+    values.update(overrides)
+    return load(getattr(args, "config", None), {k: v for k, v in values.items() if k in SCHEMA})
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise CommandError("no password given (use --password or type it on standard input)")
+        return line.rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise CommandError("the passwords do not match")
+    return first
+
+
+def _tidings(config: Config) -> Any:
+    from .server import Tidings
+
+    return Tidings(config)
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    config = _config(args, domain=getattr(args, "domain", None))
+    tidings = _tidings(config)
+    try:
+        if args.action == "add":
+            user = tidings.accounts.add_user(args.name, _password(args))
+            print(f"created user {user.username} <{user.address}> (account {user.account_id})")
+        elif args.action == "passwd":
+            tidings.accounts.set_password(args.name, _password(args))
+            print(f"password changed for {args.name}")
+        elif args.action == "list":
+            for user in tidings.accounts.users():
+                print(f"{user.username}\t{user.address}\t{user.account_id}")
+        elif args.action == "remove":
+            tidings.accounts.remove_user(args.name)
+            print(f"removed user {args.name}")
+        else:
+            raise CommandError("usage: tidings user {add,passwd,list,remove} ...")
+    finally:
+        tidings.close()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    tidings = _tidings(_config(args))
+    try:
+        if args.action == "create":
+            print(tidings.accounts.create_token(args.name, args.label))
+        elif args.action == "revoke":
+            tidings.accounts.revoke_token(args.name, args.label)
+            print(f"revoked token {args.label} of {args.name}")
+        elif args.action == "list":
+            for label, created in tidings.accounts.tokens(args.name):
+                print(f"{label}\t{created}")
+        else:
+            raise CommandError("usage: tidings token {create,revoke,list} ...")
+    finally:
+        tidings.close()
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.action != "show":
+        raise CommandError("usage: tidings config show [--markdown]")
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    config = _config(args)
+    for name in SCHEMA:
+        print(f"{name} = {config.values[name]!r}")
+    return 0
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace, *, demo_password: str | None = None) -> int:
+    config = _config(
+        args,
+        http=args.http,
+        public_url=getattr(args, "public_url", None),
+        domain=getattr(args, "domain", None),
+        log_level=getattr(args, "log_level", None),
+    )
+    host, port = parse_hostport(config.http)
+    _setup_logging(config.log_level)
+    from .serve import run
+
+    tidings = _tidings(config)
+    if demo_password is not None:
+        existing = {u.username for u in tidings.accounts.users()}
+        if "demo" not in existing:
+            tidings.accounts.add_user("demo", demo_password)
+        else:
+            tidings.accounts.set_password("demo", demo_password)
+        url = config.public_url or f"http://{host}:{port}"
+        print(
+            f"Tidings is running at {url}\n"
+            f"  session:  {url}/.well-known/jmap\n"
+            f"  user:     demo\n  password: {demo_password}\n"
+            f"  data:     {config.data_dir.resolve()}",
+            flush=True,
+        )
+    return run(tidings, host, port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "data", None) is None:
+        args.data = os.environ.get("TIDINGS_DATA") or None
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "demo":
+            return cmd_serve(args, demo_password=args.password or secrets.token_urlsafe(8))
+        if args.command == "user":
+            return cmd_user(args)
+        if args.command == "token":
+            return cmd_token(args)
+        if args.command == "config":
+            return cmd_config(args)
+    except (CommandError, ConfigError, AccountError, StoreError) as exc:
+        print(f"tidings: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"tidings: error: {exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""JMAP Mail (RFC 8621): the data types and their handlers."""
+
+from __future__ import annotations
+
+from ..jmap.registry import Registry
+from . import mailbox
+from .mailbox import MAIL, MAX_MAILBOX_DEPTH, MAX_SIZE_MAILBOX_NAME, MailboxType
+
+# RFC 8621 §4.4.2: the Email sorts this server supports (advertised as emailQuerySortOptions).
+EMAIL_SORT_OPTIONS = [
+    "receivedAt",
+    "sentAt",
+    "size",
+    "from",
+    "to",
+    "subject",
+    "hasKeyword",
+    "allInThreadHaveKeyword",
+    "someInThreadHaveKeyword",
+]
+
+
+class MailFeature:
+    def __init__(self, *, max_size_attachments: int) -> None:
+        self.mailboxes = MailboxType()
+        self.max_size_attachments = max_size_attachments
+
+    def register(self, registry: Registry) -> None:
+        # RFC 8621 §1.3.1: the session capability is empty; the account capability has the limits.
+        registry.add_capability(
+            MAIL,
+            {},
+            {
+                "maxMailboxesPerEmail": None,
+                "maxMailboxDepth": MAX_MAILBOX_DEPTH,
+                "maxSizeMailboxName": MAX_SIZE_MAILBOX_NAME,
+                "maxSizeAttachmentsPerEmail": self.max_size_attachments,
+                "emailQuerySortOptions": EMAIL_SORT_OPTIONS,
+                "mayCreateTopLevelMailbox": True,
+            },
+        )
+        mailbox.register(registry, self.mailboxes)
+
+
+__all__ = ["MAIL", "MailFeature"]

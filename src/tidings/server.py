@@ -1,0 +1,110 @@
+"""The composition root: config -> store -> features -> transports. Nothing else wires things."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from . import blob
+from .accounts import Accounts
+from .blob import Blobs
+from .config import Config
+from .jmap import core
+from .jmap.context import CORE, Account, CoreLimits, Principal
+from .jmap.dispatch import Outcome, process_request
+from .jmap.registry import Registry
+from .jmap.request import Request
+from .jmap.session import session_object
+from .mail import MAIL, MailFeature
+from .mail.mailbox import provision
+from .store.base import Store, User
+from .store.sqlite import SqliteStore
+
+log = logging.getLogger("tidings")
+
+
+@dataclass
+class Services:
+    """What method handlers reach through `ctx.services`."""
+
+    backend: Store
+    blobs: Blobs
+    mail: MailFeature
+
+
+def open_store(config: Config) -> Store:
+    return SqliteStore(config.data_dir, synchronous=config.sqlite_synchronous)
+
+
+def core_limits(config: Config) -> CoreLimits:
+    return CoreLimits(
+        max_size_upload=config.max_size_upload,
+        max_concurrent_upload=config.max_concurrent_upload,
+        max_size_request=config.max_size_request,
+        max_concurrent_requests=config.max_concurrent_requests,
+        max_calls_in_request=config.max_calls_in_request,
+        max_objects_in_get=config.max_objects_in_get,
+        max_objects_in_set=config.max_objects_in_set,
+    )
+
+
+class Tidings:
+    """One server instance: its store, method registry and services."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config)
+        self.limits = core_limits(config)
+        self.registry = Registry()
+        core.register(self.registry, self.limits)
+        self.blobs = Blobs(self.store, config.upload_ttl)
+        blob.register(self.registry, self.blobs)
+        self.mail = MailFeature(max_size_attachments=config.max_size_upload)
+        self.mail.register(self.registry)
+        self.services = Services(self.store, self.blobs, self.mail)
+        self.accounts = Accounts(self.store, config.domain, [provision])
+        self._principals: dict[int, Principal] = {}
+        self._lock = threading.Lock()
+
+    def principal(self, user: User) -> Principal:
+        """The session's view of a user: their own account with every account capability."""
+        account = Account(
+            id=user.account_id,
+            name=user.address,
+            is_personal=True,
+            is_read_only=False,
+            capabilities=self.registry.account_capabilities,
+        )
+        primary = {name: user.account_id for name in self.registry.account_capabilities}
+        primary[CORE] = user.account_id
+        return Principal(user.id, user.username, {account.id: account}, primary)
+
+    def api(self, principal: Principal, request: Request) -> Outcome:
+        return process_request(
+            request, principal, self.registry, self.limits, self.services, lambda: self.session_state(principal)
+        )
+
+    def session_state(self, principal: Principal) -> str:
+        state: str = self.session(principal, "")["state"]
+        return state
+
+    def session(self, principal: Principal, base_url: str) -> dict[str, Any]:
+        # The state must not depend on the URL a client used to reach us, so it is computed on a
+        # URL-independent view; see jmap.session.session_state.
+        session = session_object(
+            principal,
+            self.registry.capabilities,
+            api_url=f"{base_url}/jmap/api/",
+            download_url=f"{base_url}/jmap/download/{{accountId}}/{{blobId}}/{{name}}?type={{type}}",
+            upload_url=f"{base_url}/jmap/upload/{{accountId}}/",
+            event_source_url=f"{base_url}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}",
+        )
+        return session
+
+    def close(self) -> None:
+        self.store.close()
+
+
+__all__ = ["MAIL", "Tidings"]

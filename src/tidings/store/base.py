@@ -1,0 +1,210 @@
+"""The storage contract. Every backend (SQLite now, PostgreSQL later) implements exactly this.
+
+Theory of operation
+-------------------
+* Accounts are named on the wire as "A<n>". Each account has a change counter (`modseq`). Every change
+  to an object (created, updated, destroyed) takes the next number and is recorded in the change log
+  under the object's type and wire id: one row per object, holding its latest change, the number at
+  which it was created and whether it is destroyed.
+* The state string of a type in an account (RFC 8620 §5.1) is the number of the latest change to an
+  object of that type. /changes from state S lists the objects whose latest change is after S; since
+  every change has its own number, the server can stop after any object and hand out that number as
+  an intermediate state (RFC 8620 §5.2 maxChanges).
+* Reads run in a snapshot (`Store.read`). Writes run in one transaction per method call
+  (`Store.write`), serialised per account; each object of a /set runs in a savepoint so that a
+  rejected object leaves nothing behind. A commit is durable when `write` returns; only then are the
+  listeners told of the new states (push).
+* Optimistic concurrency: ifInState is compared inside the write transaction, so no other writer can
+  change the state between the check and the write.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from ..jmap.methods import Changes
+from .blobs import FileBlobStore
+
+StateListener = Callable[[str, dict[str, str]], None]
+
+
+class StoreError(Exception):
+    """A storage problem the caller can report (not a bug)."""
+
+
+class SchemaTooNew(StoreError):
+    pass
+
+
+def account_wire_id(account_pk: int) -> str:
+    return f"A{account_pk}"
+
+
+def account_pk(wire_id: str) -> int | None:
+    if wire_id.startswith("A") and wire_id[1:].isdigit() and len(wire_id) < 20:
+        return int(wire_id[1:])
+    return None
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    address: str
+    password_hash: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    blob_id: str
+    type: str
+    size: int
+
+
+@dataclass
+class MailboxRow:
+    id: int
+    name: str
+    parent_id: int | None
+    role: str | None
+    sort_order: int
+    is_subscribed: bool
+    total_emails: int = 0
+    unread_emails: int = 0
+    total_threads: int = 0
+    unread_threads: int = 0
+
+
+class Directory(ABC):
+    """Users, their accounts and bearer tokens (administration and authentication)."""
+
+    @abstractmethod
+    def add_user(self, username: str, address: str, password_hash: str) -> User: ...
+
+    @abstractmethod
+    def user(self, username: str) -> User | None: ...
+
+    @abstractmethod
+    def user_by_id(self, user_id: int) -> User | None: ...
+
+    @abstractmethod
+    def users(self) -> list[User]: ...
+
+    @abstractmethod
+    def set_password(self, username: str, password_hash: str) -> bool: ...
+
+    @abstractmethod
+    def remove_user(self, username: str) -> bool: ...
+
+    @abstractmethod
+    def add_token(self, user_id: int, token_hash: str, label: str) -> None: ...
+
+    @abstractmethod
+    def revoke_token(self, user_id: int, label: str) -> int: ...
+
+    @abstractmethod
+    def tokens(self, user_id: int) -> list[tuple[str, int]]: ...
+
+    @abstractmethod
+    def user_for_token(self, token_hash: str) -> User | None: ...
+
+
+class Mailboxes(ABC):
+    @abstractmethod
+    def all(self) -> list[MailboxRow]: ...
+
+    @abstractmethod
+    def get(self, mailbox_id: int) -> MailboxRow | None: ...
+
+    @abstractmethod
+    def insert(self, row: MailboxRow) -> int: ...
+
+    @abstractmethod
+    def update(self, mailbox_id: int, fields: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def delete(self, mailbox_id: int) -> None: ...
+
+    @abstractmethod
+    def has_children(self, mailbox_id: int) -> bool: ...
+
+
+class Transaction(ABC):
+    """A snapshot of one account (read) or a write transaction on it."""
+
+    account_id: str
+    mailboxes: Mailboxes
+
+    @abstractmethod
+    def state(self, type_name: str) -> str: ...
+
+    @abstractmethod
+    def all_states(self) -> dict[str, str]:
+        """The state of every type that has ever changed in the account."""
+
+    @abstractmethod
+    def changes(self, type_name: str, since: str, max_changes: int) -> Changes | None: ...
+
+    @abstractmethod
+    def changed_since(self, type_name: str, since: str) -> set[str] | None: ...
+
+    @abstractmethod
+    def record(self, type_name: str, object_id: str, kind: str, *, counts_only: bool = False) -> None:
+        """Log a change: kind is 'created', 'updated' or 'destroyed' (write transactions only)."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]: ...
+
+    # Blobs this account may read (RFC 8620 §6).
+    @abstractmethod
+    def blob(self, blob_id: str) -> BlobInfo | None: ...
+
+    @abstractmethod
+    def add_upload(self, blob_id: str, media_type: str, size: int, expires_at: int) -> None: ...
+
+    @abstractmethod
+    def ref_blob(self, blob_id: str, media_type: str, size: int, delta: int) -> None: ...
+
+
+class Store(ABC):
+    blobs: FileBlobStore
+
+    @abstractmethod
+    def read(self, account_id: str) -> AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def write(self, account_id: str) -> AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def directory(self, *, write: bool = False) -> AbstractContextManager[Directory]: ...
+
+    @abstractmethod
+    def account_exists(self, account_id: str) -> bool: ...
+
+    @abstractmethod
+    def collect_garbage(self, now: int) -> int:
+        """Forget expired uploads nothing refers to and delete blob files no account can read."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __init__(self) -> None:
+        self._listeners: list[StateListener] = []
+
+    def subscribe(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, account_id: str, states: dict[str, str]) -> None:
+        for listener in list(self._listeners):
+            listener(account_id, states)
+
+    def iter_listeners(self) -> Iterator[StateListener]:
+        return iter(self._listeners)

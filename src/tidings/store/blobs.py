@@ -1,0 +1,161 @@
+"""Content-addressed blob files under the data directory.
+
+A blob's id is "B" + the SHA-256 of its bytes (hex), so identical content is stored once and a blob
+never changes (RFC 8620 §6: blobs are immutable). Which account may read which blob is recorded by
+the metadata store, not here.
+
+Writes are durable before they are visible: data goes to a temporary file in the same directory, is
+fsynced, renamed into place, and the directory is fsynced, so a crash leaves either the whole blob
+or nothing (a stray temporary file at worst, which `sweep_temporary` removes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+BLOB_ID = re.compile(r"B[0-9a-f]{64}")
+CHUNK = 1 << 16
+
+
+def blob_id_for(data: bytes) -> str:
+    return "B" + hashlib.sha256(data).hexdigest()
+
+
+def is_blob_id(value: str) -> bool:
+    return BLOB_ID.fullmatch(value) is not None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobWriter:
+    """Streams bytes into a new blob, hashing as it goes; `finish` makes it durable and returns its id."""
+
+    def __init__(self, store: FileBlobStore) -> None:
+        self._store = store
+        self._hash = hashlib.sha256()
+        self.size = 0
+        fd, name = tempfile.mkstemp(prefix=".upload-", dir=store.tmp_dir)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._tmp = Path(name)
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> str:
+        blob_id = "B" + self._hash.hexdigest()
+        self._file.flush()
+        if self._store.fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        self._store._install(self._tmp, blob_id)
+        self._done = True
+        return blob_id
+
+    def abort(self) -> None:
+        if not self._done:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self._done = True
+
+
+class FileBlobStore:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.tmp_dir = root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, blob_id: str) -> Path:
+        digest = blob_id[1:]
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def exists(self, blob_id: str) -> bool:
+        return is_blob_id(blob_id) and self.path(blob_id).is_file()
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def put(self, data: bytes) -> str:
+        blob_id = blob_id_for(data)
+        if self.path(blob_id).is_file():
+            return blob_id
+        writer = self.writer()
+        try:
+            writer.write(data)
+            return writer.finish()
+        finally:
+            writer.abort()
+
+    def _install(self, tmp: Path, blob_id: str) -> None:
+        target = self.path(blob_id)
+        if target.is_file():
+            tmp.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        if self.fsync:
+            _fsync_dir(target.parent)
+
+    def read(self, blob_id: str) -> bytes | None:
+        if not is_blob_id(blob_id):
+            return None
+        try:
+            return self.path(blob_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def open(self, blob_id: str) -> BinaryIO | None:
+        if not is_blob_id(blob_id):
+            return None
+        try:
+            return open(self.path(blob_id), "rb")
+        except FileNotFoundError:
+            return None
+
+    def iter_range(self, blob_id: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes [start, end) of a blob, in chunks."""
+        handle = self.open(blob_id)
+        if handle is None:
+            return
+        with handle:
+            handle.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+
+    def delete(self, blob_id: str) -> None:
+        if is_blob_id(blob_id):
+            self.path(blob_id).unlink(missing_ok=True)
+
+    def sweep_temporary(self, older_than: float = 3600.0) -> int:
+        """Remove temporary files left by interrupted writes."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for entry in self.tmp_dir.iterdir():
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

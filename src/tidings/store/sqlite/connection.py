@@ -1,0 +1,81 @@
+"""Opening SQLite connections and applying the schema migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+from pathlib import Path
+
+from ..base import SchemaTooNew
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered .sql files shipped with the package, in order."""
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+LATEST = max(number for number, _ in migrations())
+
+
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    # Autocommit mode: transactions are begun explicitly (BEGIN / BEGIN IMMEDIATE) by the store.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=60.0, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk when it returns, so a 250 after it really means stored.
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=60000")
+    conn.execute("PRAGMA cache_size=-32000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA mmap_size=268435456")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Bring the schema up to date; each migration commits with its version number or not at all."""
+    applied = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > LATEST:
+            raise SchemaTooNew(
+                f"The database schema is version {current}, newer than this Tidings ({LATEST}): upgrade Tidings."
+            )
+        for number, script in migrations():
+            if number <= current:
+                continue
+            for statement in _split(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={number}")
+            applied.append(number)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit behind our back)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,179 @@
+"""Read snapshots and write transactions on one account, with the change log (see store/base.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ...jmap.methods import Changes
+from ..base import BlobInfo, StoreError, Transaction
+from .mailboxes import SqliteMailboxes
+
+
+class SqliteTransaction(Transaction):
+    def __init__(self, conn: sqlite3.Connection, account_pk: int, account_id: str, *, writable: bool) -> None:
+        self.conn = conn
+        self.account_pk = account_pk
+        self.account_id = account_id
+        self.writable = writable
+        self.mailboxes = SqliteMailboxes(conn, account_pk)
+        self._savepoints = 0
+        # Write bookkeeping: the account's change counter and the latest change per type.
+        self.modseq = 0
+        self.changed_types: dict[str, int] = {}
+        if writable:
+            row = conn.execute("SELECT modseq FROM accounts WHERE id = ?", (account_pk,)).fetchone()
+            if row is None:
+                raise StoreError(f"account {account_id} does not exist")
+            self.modseq = row[0]
+        self.start_modseq = self.modseq
+
+    # -- states and changes ---------------------------------------------------------------------
+
+    def state(self, type_name: str) -> str:
+        if type_name in self.changed_types:
+            return str(self.changed_types[type_name])
+        row = self.conn.execute(
+            "SELECT modseq FROM type_states WHERE account_id = ? AND type = ?", (self.account_pk, type_name)
+        ).fetchone()
+        return str(row[0]) if row else "0"
+
+    def all_states(self) -> dict[str, str]:
+        rows = self.conn.execute("SELECT type, modseq FROM type_states WHERE account_id = ?", (self.account_pk,))
+        states = {t: str(m) for t, m in rows}
+        states.update({t: str(m) for t, m in self.changed_types.items()})
+        return states
+
+    def _since(self, type_name: str, since: str) -> int | None:
+        """The change number a state string stands for, or None when changes cannot be computed."""
+        if not since.isdigit() or len(since) > 18:
+            return None
+        number = int(since)
+        row = self.conn.execute("SELECT modseq, horizon FROM accounts WHERE id = ?", (self.account_pk,)).fetchone()
+        if row is None or number > max(row[0], self.modseq) or number < row[1]:
+            return None
+        return number
+
+    def changes(self, type_name: str, since: str, max_changes: int) -> Changes | None:
+        number = self._since(type_name, since)
+        if number is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT object_id, modseq, created_modseq, destroyed, full_modseq FROM changelog"
+            " WHERE account_id = ? AND type = ? AND modseq > ? ORDER BY modseq LIMIT ?",
+            (self.account_pk, type_name, number, max_changes + 1),
+        ).fetchall()
+        has_more = len(rows) > max_changes
+        if has_more:
+            rows = rows[:max_changes]
+            new_state = str(rows[-1][1])
+        else:
+            new_state = self.state(type_name)
+            if int(new_state) < number:
+                new_state = since
+        created, updated, destroyed = [], [], []
+        only_counts = True
+        for object_id, _modseq, created_modseq, is_destroyed, full_modseq in rows:
+            if is_destroyed:
+                # Created and destroyed since the old state: the client never saw it (§5.2).
+                if created_modseq <= number:
+                    destroyed.append(object_id)
+            elif created_modseq > number:
+                created.append(object_id)
+            else:
+                updated.append(object_id)
+                if full_modseq > number:
+                    only_counts = False
+        return Changes(created, updated, destroyed, new_state, has_more, only_counts and bool(updated))
+
+    def changed_since(self, type_name: str, since: str) -> set[str] | None:
+        number = self._since(type_name, since)
+        if number is None:
+            return None
+        rows = self.conn.execute(
+            "SELECT object_id FROM changelog WHERE account_id = ? AND type = ? AND modseq > ?",
+            (self.account_pk, type_name, number),
+        )
+        return {r[0] for r in rows}
+
+    def record(self, type_name: str, object_id: str, kind: str, *, counts_only: bool = False) -> None:
+        if not self.writable:
+            raise StoreError("record() needs a write transaction")
+        self.modseq += 1
+        seq = self.modseq
+        full = 0 if counts_only else seq
+        if kind == "created":
+            self.conn.execute(
+                "INSERT INTO changelog (account_id, type, object_id, modseq, created_modseq, destroyed, full_modseq)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (self.account_pk, type_name, object_id, seq, seq, seq),
+            )
+        else:
+            destroyed = 1 if kind == "destroyed" else 0
+            self.conn.execute(
+                "INSERT INTO changelog (account_id, type, object_id, modseq, created_modseq, destroyed, full_modseq)"
+                " VALUES (?, ?, ?, ?, 0, ?, ?)"
+                " ON CONFLICT (account_id, type, object_id) DO UPDATE SET modseq = excluded.modseq,"
+                " destroyed = excluded.destroyed, full_modseq = max(full_modseq, excluded.full_modseq)",
+                (self.account_pk, type_name, object_id, seq, destroyed, full),
+            )
+        self.changed_types[type_name] = seq
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        saved_modseq, saved_types = self.modseq, dict(self.changed_types)
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            self.modseq, self.changed_types = saved_modseq, saved_types
+            raise
+        self.conn.execute(f"RELEASE {name}")
+
+    def flush_states(self) -> dict[str, str]:
+        """Write the account counter and type states; called just before COMMIT."""
+        if self.modseq == self.start_modseq:
+            return {}
+        self.conn.execute("UPDATE accounts SET modseq = ? WHERE id = ?", (self.modseq, self.account_pk))
+        self.conn.executemany(
+            "INSERT INTO type_states (account_id, type, modseq) VALUES (?, ?, ?)"
+            " ON CONFLICT (account_id, type) DO UPDATE SET modseq = excluded.modseq",
+            [(self.account_pk, t, seq) for t, seq in self.changed_types.items()],
+        )
+        return {t: str(seq) for t, seq in self.changed_types.items()}
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    def blob(self, blob_id: str) -> BlobInfo | None:
+        row = self.conn.execute(
+            "SELECT type, size FROM account_blobs WHERE account_id = ? AND blob_id = ?"
+            " AND (refs > 0 OR expires_at > ?)",
+            (self.account_pk, blob_id, int(time.time())),
+        ).fetchone()
+        return BlobInfo(blob_id, row[0], row[1]) if row else None
+
+    def add_upload(self, blob_id: str, media_type: str, size: int, expires_at: int) -> None:
+        self.conn.execute(
+            "INSERT INTO account_blobs (account_id, blob_id, type, size, refs, expires_at) VALUES (?, ?, ?, ?, 0, ?)"
+            " ON CONFLICT (account_id, blob_id) DO UPDATE SET type = excluded.type,"
+            " expires_at = max(coalesce(expires_at, 0), excluded.expires_at)",
+            (self.account_pk, blob_id, media_type, size, expires_at),
+        )
+
+    def ref_blob(self, blob_id: str, media_type: str, size: int, delta: int) -> None:
+        self.conn.execute(
+            "INSERT INTO account_blobs (account_id, blob_id, type, size, refs, expires_at) VALUES (?, ?, ?, ?, ?, NULL)"
+            " ON CONFLICT (account_id, blob_id) DO UPDATE SET refs = max(0, refs + excluded.refs)",
+            (self.account_pk, blob_id, media_type, size, max(delta, 0)),
+        )
+        if delta < 0:
+            self.conn.execute(
+                "UPDATE account_blobs SET refs = max(0, refs + ?) WHERE account_id = ? AND blob_id = ?",
+                (delta, self.account_pk, blob_id),
+            )

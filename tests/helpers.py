@@ -1,0 +1,156 @@
+"""Test helpers: a real server on a loopback port, an in-process ASGI driver, JMAP call shortcuts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import uvicorn
+
+from tidings.config import load
+from tidings.http.app import App
+from tidings.server import Tidings
+
+CORE = "urn:ietf:params:jmap:core"
+MAIL = "urn:ietf:params:jmap:mail"
+USING = [CORE, MAIL]
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def make_tidings(data: Path, **overrides: Any) -> Tidings:
+    config = load(None, {"data": str(data), "access_log": False, **overrides}, environ={})
+    return Tidings(config)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class LiveServer:
+    """The real ASGI app under uvicorn on 127.0.0.1, port chosen by the kernel, in a thread."""
+
+    def __init__(self, tidings: Tidings) -> None:
+        self.tidings = tidings
+        self.app = App(tidings)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(self.app, lifespan="on", access_log=False, log_config=None, loop="asyncio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def client(self, user: str = "alice", password: str = "secret", **kwargs: Any) -> JmapClient:
+        return JmapClient(self.url, basic(user, password), **kwargs)
+
+
+class JmapClient:
+    def __init__(self, url: str, authorization: str, using: Iterable[str] = USING) -> None:
+        self.url = url
+        self.http = httpx.Client(base_url=url, headers={"Authorization": authorization}, timeout=30)
+        self.using = list(using)
+        self._session: dict[str, Any] | None = None
+
+    @property
+    def session(self) -> dict[str, Any]:
+        if self._session is None:
+            response = self.http.get("/.well-known/jmap")
+            response.raise_for_status()
+            self._session = response.json()
+        return self._session
+
+    @property
+    def account_id(self) -> str:
+        return str(self.session["primaryAccounts"][MAIL])
+
+    def request(self, calls: list[list[Any]], using: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
+        body = {"using": list(using or self.using), "methodCalls": calls, **extra}
+        response = self.http.post("/jmap/api/", content=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def call(self, name: str, args: dict[str, Any], using: Iterable[str] | None = None) -> tuple[str, dict[str, Any]]:
+        """One method call; `accountId` is filled in; returns (response name, arguments)."""
+        args = {"accountId": self.account_id, **args}
+        response = self.request([[name, args, "c0"]], using)
+        name_out, args_out, call_id = response["methodResponses"][0]
+        assert call_id == "c0"
+        return name_out, args_out
+
+    def ok(self, name: str, args: dict[str, Any], using: Iterable[str] | None = None) -> dict[str, Any]:
+        out_name, out = self.call(name, args, using)
+        assert out_name == name, out
+        return out
+
+    def error(self, name: str, args: dict[str, Any], using: Iterable[str] | None = None) -> dict[str, Any]:
+        out_name, out = self.call(name, args, using)
+        assert out_name == "error", out
+        return out
+
+    def close(self) -> None:
+        self.http.close()
+
+
+async def asgi_request(
+    app: App, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, query: str = ""
+) -> tuple[int, dict[str, str], bytes]:
+    """Drive the ASGI app in process (no socket): returns status, headers and body."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "scheme": "http",
+        "server": ("testserver", 80),
+    }
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    status = 0
+    out_headers: dict[str, str] = {}
+    chunks: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            out_headers.update({k.decode(): v.decode() for k, v in message["headers"]})
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, out_headers, b"".join(chunks)
