@@ -61,6 +61,13 @@ class DataType:
     # Properties /get returns when `properties` is null (RFC 8620 §5.1); None means all of them.
     default_get_properties: Sequence[str] | None = None
     max_query_limit: int | None = None
+    # A type not bound to an account (RFC 8620 §7.2 PushSubscription) takes no accountId, has no
+    # state and no ifInState; its storage comes from `storage` instead of the account's.
+    account_bound: bool = True
+
+    def storage(self, ctx: CallContext, *, write: bool) -> AbstractContextManager[Any]:
+        """The transaction a type that is not account-bound reads and writes in."""
+        raise NotImplementedError
 
     # -- /get
     def load(
@@ -146,6 +153,13 @@ def _backend(ctx: CallContext) -> Backend:
     return backend
 
 
+def _open(ctx: CallContext, dt: DataType, *, write: bool) -> AbstractContextManager[Any]:
+    if not dt.account_bound:
+        return dt.storage(ctx, write=write)
+    backend = _backend(ctx)
+    return backend.write(ctx.account_id) if write else backend.read(ctx.account_id)
+
+
 def _property_list(dt: DataType, value: Any, default: Sequence[str] | None) -> set[str]:
     if value is None:
         props = set(default) if default is not None else set(dt.properties.names())
@@ -174,7 +188,7 @@ def _id_list(ctx: CallContext, value: Any, name: str) -> list[str]:
 def standard_get(
     ctx: CallContext, dt: DataType, args: dict[str, Any], extra_args: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
-    _check_keys(args, {"accountId", "ids", "properties", *extra_args})
+    _check_keys(args, {"ids", "properties", *extra_args} | ({"accountId"} if dt.account_bound else set()))
     ids = args.get("ids")
     properties = _property_list(dt, args.get("properties"), dt.default_get_properties)
     wanted: list[str] | None = None
@@ -184,8 +198,8 @@ def standard_get(
             raise MethodError("requestTooLarge", f"At most {ctx.limits.max_objects_in_get} ids per /get.")
         # Duplicates appear once (§5.1); creation ids of this request resolve to their real ids.
         wanted = list(dict.fromkeys(ctx.resolve_creation_id(i) or i for i in raw))
-    with _backend(ctx).read(ctx.account_id) as tx:
-        state = tx.state(dt.name)
+    with _open(ctx, dt, write=False) as tx:
+        state = tx.state(dt.name) if dt.account_bound else None
         valid = [i for i in wanted if is_id(i)] if wanted is not None else None
         found = list(dt.load(ctx, tx, valid, properties)) if valid is None or valid else []
     if wanted is None and len(found) > ctx.limits.max_objects_in_get:
@@ -193,6 +207,8 @@ def standard_get(
     found_ids = {obj["id"] for obj in found}
     not_found = [i for i in wanted if i not in found_ids] if wanted is not None else []
     listed = [{k: v for k, v in obj.items() if k in properties} for obj in found]
+    if not dt.account_bound:
+        return {"list": listed, "notFound": not_found}
     return {"accountId": ctx.account_id, "state": state, "list": listed, "notFound": not_found}
 
 
@@ -266,7 +282,8 @@ def prepare_create(dt: DataType, obj: Any) -> dict[str, Any]:
 
 
 def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[str, Any]:
-    _check_keys(args, {"accountId", "ifInState", "create", "update", "destroy", *dt.set_arguments()})
+    bound = {"accountId", "ifInState"} if dt.account_bound else set()
+    _check_keys(args, {"create", "update", "destroy", *dt.set_arguments()} | bound)
     if_in_state = args.get("ifInState")
     create = args.get("create") or {}
     update = args.get("update") or {}
@@ -288,8 +305,8 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
     not_updated: dict[str, Any] = {}
     not_destroyed: dict[str, Any] = {}
 
-    with _backend(ctx).write(ctx.account_id) as tx:
-        old_state = tx.state(dt.name)
+    with _open(ctx, dt, write=True) as tx:
+        old_state = tx.state(dt.name) if dt.account_bound else None
         if if_in_state is not None and if_in_state != old_state:
             raise MethodError("stateMismatch", f"The state is '{old_state}', not '{if_in_state}'.")
         destroy_ids = {ctx.resolve_creation_id(i) or i for i in destroy}
@@ -340,12 +357,12 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
                 not_destroyed[obj_id] = error.to_json()
                 continue
             destroyed.append(obj_id)
-        new_state = tx.state(dt.name)
+        new_state = tx.state(dt.name) if dt.account_bound else None
 
-    return {
-        "accountId": ctx.account_id,
-        "oldState": old_state,
-        "newState": new_state,
+    out: dict[str, Any] = {}
+    if dt.account_bound:
+        out = {"accountId": ctx.account_id, "oldState": old_state, "newState": new_state}
+    return out | {
         "created": created or None,
         "updated": updated or None,
         "destroyed": destroyed or None,

@@ -134,6 +134,77 @@ class Mailboxes(ABC):
     def has_children(self, mailbox_id: int) -> bool: ...
 
 
+@dataclass
+class PushSubscriptionRow:
+    """A PushSubscription (RFC 8620 §7.2) as stored; `types` None means every type."""
+
+    id: str
+    user_id: int
+    device_client_id: str
+    url: str
+    p256dh: str | None
+    auth: str | None
+    verification_code: str
+    verified: bool
+    expires_at: int
+    types: list[str] | None
+
+
+class PushSubscriptions(ABC):
+    """Push subscriptions (per user, not per account), the server's keys and single-use push tokens.
+
+    Push subscriptions have no state string and no change log (RFC 8620 §7.2: no /changes); a write
+    runs in one transaction with savepoints, like an account's.
+    """
+
+    @abstractmethod
+    def of_user(self, user_id: int, now: int) -> list[PushSubscriptionRow]:
+        """The user's subscriptions that have not expired."""
+
+    @abstractmethod
+    def get(self, user_id: int, subscription_id: str, now: int) -> PushSubscriptionRow | None: ...
+
+    @abstractmethod
+    def count(self, user_id: int) -> int: ...
+
+    @abstractmethod
+    def insert(self, row: PushSubscriptionRow, now: int) -> None: ...
+
+    @abstractmethod
+    def update(self, subscription_id: str, fields: dict[str, Any]) -> None:
+        """Set columns (verified, expires_at, types) of one subscription."""
+
+    @abstractmethod
+    def delete(self, subscription_id: str) -> bool:
+        """Remove a subscription, overwriting its URL and keys first (RFC 8620 §7.2: erase them)."""
+
+    @abstractmethod
+    def for_account(self, account_id: str, now: int) -> list[PushSubscriptionRow]:
+        """Verified, unexpired subscriptions of every user who can read the account."""
+
+    @abstractmethod
+    def purge_expired(self, now: int) -> int: ...
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]: ...
+
+    # The server's own keys (e.g. the VAPID key pair, shared by every process of the server).
+    @abstractmethod
+    def server_key(self, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def add_server_key(self, name: str, value: bytes) -> bytes:
+        """Store a key unless one of that name exists; return the one stored (first writer wins)."""
+
+    # Single-use access tokens for the event source and WebSocket URLs.
+    @abstractmethod
+    def add_access_token(self, token_hash: str, user_id: int, expires_at: int) -> None: ...
+
+    @abstractmethod
+    def redeem_access_token(self, token_hash: str, now: int) -> int | None:
+        """The user id of an unexpired token, removing the token so it cannot be used again."""
+
+
 class Transaction(ABC):
     """A snapshot of one account (read) or a write transaction on it."""
 
@@ -182,6 +253,10 @@ class Store(ABC):
 
     @abstractmethod
     def directory(self, *, write: bool = False) -> AbstractContextManager[Directory]: ...
+
+    @abstractmethod
+    def push(self, *, write: bool = False) -> AbstractContextManager[PushSubscriptions]:
+        """Push subscriptions and push tokens, in one transaction (see `PushSubscriptions`)."""
 
     @abstractmethod
     def account_exists(self, account_id: str) -> bool: ...

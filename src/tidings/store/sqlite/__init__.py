@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..base import Directory, Store, StoreError, account_pk
+from ..base import Directory, PushSubscriptions, Store, StoreError, account_pk
 from ..blobs import FileBlobStore
 from .connection import LATEST, connect, migrate, schema_version
 from .directory import SqliteDirectory
+from .push import SqlitePushSubscriptions
 from .transaction import SqliteTransaction
 
 __all__ = ["SqliteStore"]
@@ -110,6 +111,17 @@ class SqliteStore(Store):
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield SqliteDirectory(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def push(self, *, write: bool = False) -> Iterator[PushSubscriptions]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield SqlitePushSubscriptions(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
