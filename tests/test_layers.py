@@ -11,9 +11,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tidings"
 ALLOWED = {
     "jmap": set(),
     "mime": set(),
-    "push": set(),
+    "push": {"jmap", "store"},
     "store": {"jmap"},
-    "mail": {"jmap", "mime", "store"},
+    "mail": {"jmap", "mime", "store", "blob"},
     "smtp": {"jmap", "mime", "store", "mail", "push"},
 }
 

@@ -61,7 +61,7 @@ class Tidings:
         core.register(self.registry, self.limits)
         self.blobs = Blobs(self.store, config.upload_ttl)
         blob.register(self.registry, self.blobs)
-        self.mail = MailFeature(max_size_attachments=config.max_size_upload)
+        self.mail = MailFeature(max_size_attachments=config.max_size_upload, domain=config.domain, blobs=self.blobs)
         self.mail.register(self.registry)
         self.services = Services(self.store, self.blobs, self.mail)
         self.accounts = Accounts(self.store, config.domain, [provision])

@@ -102,6 +102,10 @@ class DataType:
     def create_order(self, ctx: CallContext, create: dict[str, Any]) -> list[str]:
         return list(create)
 
+    def prepare_create(self, ctx: CallContext, obj: Any) -> dict[str, Any]:
+        """Check a create object and fill in defaults (RFC 8620 §5.3); SetError when invalid."""
+        return prepare_create(self, obj)
+
     def changes_extra(self, changes: Changes) -> dict[str, Any]:
         """Extra /changes response arguments (e.g. Mailbox's updatedProperties)."""
         return {}
@@ -313,7 +317,7 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
 
         for creation_id in dt.create_order(ctx, create):
             try:
-                full = prepare_create(dt, create[creation_id])
+                full = dt.prepare_create(ctx, create[creation_id])
                 with tx.savepoint():
                     result = dt.create(ctx, tx, full)
             except SetError as error:
@@ -322,7 +326,7 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
             ctx.created_ids[creation_id] = result["id"]
             # §5.3: return server-set properties and any defaults the client did not send.
             sent = create[creation_id]
-            extra = {k: v for k, v in full.items() if k not in sent}
+            extra = {k: v for k, v in full.items() if k not in sent and k in dt.properties}
             extra.update(result)
             created[creation_id] = extra
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from ..blob import Blobs
 from ..jmap.registry import Registry
-from . import mailbox
+from . import email, mailbox, parts, search, thread
+from .email import EmailType, remove_from_mailbox
 from .mailbox import MAIL, MAX_MAILBOX_DEPTH, MAX_SIZE_MAILBOX_NAME, MailboxType
+from .thread import ThreadType
 
 # RFC 8621 §4.4.2: the Email sorts this server supports (advertised as emailQuerySortOptions).
 EMAIL_SORT_OPTIONS = [
@@ -21,9 +24,13 @@ EMAIL_SORT_OPTIONS = [
 
 
 class MailFeature:
-    def __init__(self, *, max_size_attachments: int) -> None:
+    def __init__(self, *, max_size_attachments: int, domain: str, blobs: Blobs) -> None:
         self.mailboxes = MailboxType()
+        self.emails = EmailType(domain)
+        self.threads = ThreadType()
         self.max_size_attachments = max_size_attachments
+        self.mailboxes.remove_emails = remove_from_mailbox
+        parts.install(blobs)
 
     def register(self, registry: Registry) -> None:
         # RFC 8621 §1.3.1: the session capability is empty; the account capability has the limits.
@@ -40,6 +47,9 @@ class MailFeature:
             },
         )
         mailbox.register(registry, self.mailboxes)
+        email.register(registry, self.emails)
+        thread.register(registry, self.threads)
+        search.register(registry)
 
 
 __all__ = ["MAIL", "MailFeature"]

@@ -80,6 +80,185 @@ class MailboxRow:
     unread_threads: int = 0
 
 
+@dataclass
+class EmailRow:
+    """One stored Email's fast columns. `summary`/`structure` are orjson documents from the mail layer."""
+
+    id: int
+    thread_id: int
+    blob_id: str
+    size: int
+    received_at: int
+    sent_at: int | None
+    keywords: frozenset[str]
+    has_attachment: bool
+    subject_sort: str
+    subject_key: str
+    from_sort: str
+    from_key: str
+    to_sort: str
+    to_key: str
+    message_id: str | None
+    summary: bytes
+    structure: bytes | None = None
+    mailbox_ids: frozenset[int] = frozenset()
+
+    @property
+    def unread(self) -> bool:
+        # RFC 8621 §2: unread means neither $seen nor $draft.
+        return "$seen" not in self.keywords and "$draft" not in self.keywords
+
+
+@dataclass(frozen=True)
+class ThreadMember:
+    id: int
+    received_at: int
+    keywords: frozenset[str]
+    mailbox_ids: frozenset[int]
+
+
+@dataclass(frozen=True)
+class MailboxThread:
+    mailbox_id: int
+    thread_id: int
+    newest_at: int
+    newest_id: int
+    oldest_at: int
+    oldest_id: int
+    unread: bool
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    bcc: str
+    body: str
+    attachments: str
+
+
+# A normalised Email filter (built by mail/emailquery.py, compiled by each backend):
+#   ("and" | "or" | "not", [filters])           ("none",) matches nothing
+#   ("inMailbox", mailbox_pk)                   ("inMailboxOtherThan", [mailbox_pk, ...])
+#   ("before" | "after", epoch seconds)         ("minSize" | "maxSize", octets)
+#   ("hasKeyword" | "notKeyword" | "allInThreadHaveKeyword" | "someInThreadHaveKeyword"
+#    | "noneInThreadHaveKeyword", keyword)      ("hasAttachment", bool)
+#   ("text" | "from" | "to" | "cc" | "bcc" | "subject" | "body", [(is_phrase, text), ...])
+#   ("header", name, text | None)
+EmailFilter = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class EmailSort:
+    """One comparator: property is receivedAt, sentAt, size, from, to, subject, id, or a keyword sort."""
+
+    property: str
+    ascending: bool = True
+    collation: str | None = None
+    keyword: str | None = None
+
+
+class Emails(ABC):
+    """Emails of one account: rows, mailbox membership, threads, counts, full-text index, queries."""
+
+    @abstractmethod
+    def insert(self, row: EmailRow) -> int: ...
+
+    @abstractmethod
+    def rows(self, ids: list[int], *, structure: bool = False) -> dict[int, EmailRow]: ...
+
+    @abstractmethod
+    def all_ids(self) -> list[int]: ...
+
+    @abstractmethod
+    def set_keywords(self, email_id: int, keywords: frozenset[str]) -> None: ...
+
+    @abstractmethod
+    def set_mailboxes(self, email_id: int, add: set[int], remove: set[int], received_at: int) -> None: ...
+
+    @abstractmethod
+    def set_thread(self, email_ids: list[int], thread_id: int) -> None: ...
+
+    @abstractmethod
+    def delete(self, email_id: int) -> None: ...
+
+    @abstractmethod
+    def by_blob(self, blob_id: str) -> list[int]: ...
+
+    @abstractmethod
+    def by_message_id(self, message_id: str) -> list[int]: ...
+
+    @abstractmethod
+    def in_mailbox(self, mailbox_id: int) -> list[int]: ...
+
+    # threads and the conversations index
+    @abstractmethod
+    def thread_members(self, thread_id: int) -> list[ThreadMember]: ...
+
+    @abstractmethod
+    def thread_email_ids(self, thread_ids: list[int]) -> dict[int, list[int]]: ...
+
+    @abstractmethod
+    def new_thread(self, base_subject: str) -> int: ...
+
+    @abstractmethod
+    def delete_thread(self, thread_id: int) -> None: ...
+
+    @abstractmethod
+    def threads_for_msgids(self, msgids: list[str]) -> list[tuple[str, int, str]]:
+        """(msgid, thread id, thread base subject) for every thread that knows one of the msgids."""
+
+    @abstractmethod
+    def add_thread_refs(self, thread_id: int, msgids: list[str]) -> None: ...
+
+    @abstractmethod
+    def move_thread_refs(self, from_thread: int, to_thread: int) -> None: ...
+
+    @abstractmethod
+    def all_thread_ids(self) -> list[int]: ...
+
+    # per-mailbox thread summaries and counts (RFC 8621 §2)
+    @abstractmethod
+    def mailbox_threads(self, thread_id: int) -> dict[int, MailboxThread]: ...
+
+    @abstractmethod
+    def put_mailbox_thread(self, row: MailboxThread) -> None: ...
+
+    @abstractmethod
+    def delete_mailbox_thread(self, mailbox_id: int, thread_id: int) -> None: ...
+
+    @abstractmethod
+    def adjust_counts(self, mailbox_id: int, emails: int, unread: int, threads: int, unread_threads: int) -> None: ...
+
+    # full-text index
+    @abstractmethod
+    def index_text(self, email_id: int, document: SearchDocument) -> None: ...
+
+    @abstractmethod
+    def unindex_text(self, email_id: int) -> None: ...
+
+    @abstractmethod
+    def snippets(self, email_ids: list[int], fts_query: EmailFilter) -> dict[int, tuple[str | None, str | None]]:
+        """(subject, preview) with matches marked, for the emails matching the text conditions."""
+
+    # queries
+    @abstractmethod
+    def query(
+        self,
+        filter: EmailFilter | None,
+        sort: list[EmailSort],
+        collapse_threads: bool,
+        position: int,
+        limit: int | None,
+        anchor: int | None,
+        anchor_offset: int,
+        want_total: bool,
+    ) -> tuple[list[int], int, int | None]:
+        """(ids of the window, its position, total if asked). Raises LookupError if the anchor is absent."""
+
+
 class Directory(ABC):
     """Users, their accounts and bearer tokens (administration and authentication)."""
 
@@ -210,6 +389,7 @@ class Transaction(ABC):
 
     account_id: str
     mailboxes: Mailboxes
+    emails: Emails
 
     @abstractmethod
     def state(self, type_name: str) -> str: ...

@@ -6,6 +6,8 @@ import sqlite3
 from importlib import resources
 from pathlib import Path
 
+import orjson
+
 from ..base import SchemaTooNew
 
 
@@ -34,7 +36,27 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute("PRAGMA cache_size=-32000")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA mmap_size=268435456")
+    conn.create_function("tidings_header_match", 3, _header_match, deterministic=True)
     return conn
+
+
+def _header_match(structure: bytes | None, name: str, text: str | None) -> int:
+    """The Email filter `header` (RFC 8621 §4.4.1): the message has the field, containing the text.
+
+    `structure` holds `headerText`: [[lower-cased name, decoded value], ...] written at ingest.
+    """
+    if not structure:
+        return 0
+    try:
+        fields = orjson.loads(structure).get("headerText") or []
+    except orjson.JSONDecodeError:
+        return 0
+    wanted = name.lower()
+    needle = text.casefold() if text else None
+    for field_name, value in fields:
+        if field_name == wanted and (needle is None or needle in value.casefold()):
+            return 1
+    return 0
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

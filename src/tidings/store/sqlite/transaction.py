@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from ...jmap.methods import Changes
 from ..base import BlobInfo, StoreError, Transaction
+from .emails import SqliteEmails
 from .mailboxes import SqliteMailboxes
 
 
@@ -19,6 +20,7 @@ class SqliteTransaction(Transaction):
         self.account_id = account_id
         self.writable = writable
         self.mailboxes = SqliteMailboxes(conn, account_pk)
+        self.emails = SqliteEmails(conn, account_pk)
         self._savepoints = 0
         # Write bookkeeping: the account's change counter and the latest change per type.
         self.modseq = 0
