@@ -10,6 +10,7 @@ an Email update) and the others are destroyed. No email is ever lost on the way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..mime import base_subject
@@ -36,12 +37,16 @@ def linked_message_ids(message_id: list[str] | None, in_reply_to: list[str] | No
     return list(seen)
 
 
+def choose_thread(known: Iterable[tuple[str, int, str]], base: str) -> list[int]:
+    """The rule, shared by live ingest and `mail/rebuild.py`: of the threads that know one of a
+    message's Message-IDs, those whose base subject is the message's, oldest (lowest id) first. The
+    message joins the first and the others merge into it; an empty list starts a new thread."""
+    return sorted({thread_id for _msgid, thread_id, thread_subject in known if thread_subject == base})
+
+
 def assign_thread(tx: Transaction, msgids: list[str], subject: str | None) -> ThreadAssignment:
     base = base_subject(subject or "")
-    candidates = sorted(
-        {thread_id for _msgid, thread_id, thread_subject in tx.emails.threads_for_msgids(msgids)
-         if thread_subject == base}
-    )
+    candidates = choose_thread(tx.emails.threads_for_msgids(msgids), base)
     if not candidates:
         thread_id = tx.emails.new_thread(base)
         tx.emails.add_thread_refs(thread_id, msgids)
