@@ -219,6 +219,14 @@ class Emails(ABC):
     @abstractmethod
     def all_thread_ids(self) -> list[int]: ...
 
+    @abstractmethod
+    def thread_index(self, thread_ids: list[int]) -> dict[int, tuple[str, frozenset[str]]]:
+        """(base subject, Message-IDs known) of each existing thread (for `mail/rebuild.py`)."""
+
+    @abstractmethod
+    def reset_thread(self, thread_id: int, base_subject: str, msgids: list[str]) -> None:
+        """Set a thread's base subject and replace the Message-IDs it is known by."""
+
     # per-mailbox thread summaries and counts (RFC 8621 §2)
     @abstractmethod
     def mailbox_threads(self, thread_id: int) -> dict[int, MailboxThread]: ...
@@ -231,6 +239,11 @@ class Emails(ABC):
 
     @abstractmethod
     def adjust_counts(self, mailbox_id: int, emails: int, unread: int, threads: int, unread_threads: int) -> None: ...
+
+    @abstractmethod
+    def recount(self, mailbox_id: int) -> tuple[int, int, int, int]:
+        """(emails, unread emails, threads, unread threads) of a mailbox counted from its rows (not the
+        maintained counters), for `mail/rebuild.py` to check them."""
 
     # full-text index
     @abstractmethod

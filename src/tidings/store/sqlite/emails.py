@@ -214,6 +214,26 @@ class SqliteEmails(Emails):
         return [r[0] for r in self.conn.execute("SELECT id FROM threads WHERE account_id = ? ORDER BY id",
                                                 (self.account_pk,))]
 
+    def thread_index(self, thread_ids: list[int]) -> dict[int, tuple[str, frozenset[str]]]:
+        subjects: dict[int, str] = {}
+        msgids: dict[int, set[str]] = {}
+        for chunk in _chunks(thread_ids):
+            marks = ",".join("?" * len(chunk))
+            subjects.update(self.conn.execute(
+                f"SELECT id, base_subject FROM threads WHERE account_id = ? AND id IN ({marks})",
+                (self.account_pk, *chunk)))
+            for thread_id, msgid in self.conn.execute(
+                f"SELECT thread_id, msgid FROM thread_refs WHERE thread_id IN ({marks})", chunk
+            ):
+                msgids.setdefault(thread_id, set()).add(msgid)
+        return {t: (subject, frozenset(msgids.get(t, ()))) for t, subject in subjects.items()}
+
+    def reset_thread(self, thread_id: int, base_subject: str, msgids: list[str]) -> None:
+        self.conn.execute("UPDATE threads SET base_subject = ? WHERE id = ? AND account_id = ?",
+                          (base_subject, thread_id, self.account_pk))
+        self.conn.execute("DELETE FROM thread_refs WHERE thread_id = ?", (thread_id,))
+        self.add_thread_refs(thread_id, msgids)
+
     # -- per-mailbox thread summaries and counts
 
     def mailbox_threads(self, thread_id: int) -> dict[int, MailboxThread]:
@@ -248,6 +268,17 @@ class SqliteEmails(Emails):
             " WHERE id = ? AND account_id = ?",
             (emails, unread, threads, unread_threads, mailbox_id, self.account_pk),
         )
+
+    def recount(self, mailbox_id: int) -> tuple[int, int, int, int]:
+        emails, unread = self.conn.execute(
+            "SELECT count(*), coalesce(sum(e.unread), 0) FROM email_mailboxes m JOIN emails e ON e.id = m.email_id"
+            " WHERE m.mailbox_id = ? AND e.account_id = ?",
+            (mailbox_id, self.account_pk),
+        ).fetchone()
+        threads, unread_threads = self.conn.execute(
+            "SELECT count(*), coalesce(sum(unread), 0) FROM mailbox_threads WHERE mailbox_id = ?", (mailbox_id,)
+        ).fetchone()
+        return emails, unread, threads, unread_threads
 
     # -- full-text index
 
