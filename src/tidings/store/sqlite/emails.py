@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..base import EmailFilter, EmailRow, Emails, EmailSort, MailboxThread, SearchDocument, ThreadMember
@@ -327,7 +327,7 @@ class SqliteEmails(Emails):
                                         want_total)
         if fast is not None:
             return fast
-        where, params = _compile(filter)
+        where, params = _compile(filter, self._text_condition)
         order = _order_by(sort)
         if collapse_threads:
             sql = (
@@ -355,6 +355,11 @@ class SqliteEmails(Emails):
         if want_total:
             count = self.conn.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]
         return ids, position, count
+
+    def _text_condition(self, kind: str, terms: list[tuple[bool, str]]) -> tuple[str, list[Any]]:
+        """The condition on `emails e` for a full-text filter (each backend has its own index)."""
+        match = f"{_FTS_COLUMNS[kind]} : ({fts_query(terms)})"
+        return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [match]
 
     def _fast_mailbox_query(
         self,
@@ -430,7 +435,10 @@ def _kw(keyword: str) -> str:
     return f" {keyword} "
 
 
-def _compile(node: EmailFilter | None) -> tuple[str, list[Any]]:
+TextCondition = Callable[[str, list[tuple[bool, str]]], tuple[str, list[Any]]]
+
+
+def _compile(node: EmailFilter | None, text: TextCondition) -> tuple[str, list[Any]]:
     """A normalised filter (store/base.py EmailFilter) as an SQL condition on `emails e`."""
     if node is None:
         return "1", []
@@ -438,13 +446,13 @@ def _compile(node: EmailFilter | None) -> tuple[str, list[Any]]:
     if kind in ("and", "or"):
         if not node[1]:
             return ("1" if kind == "and" else "0"), []
-        parts, params = zip(*(_compile(child) for child in node[1]), strict=True)
+        parts, params = zip(*(_compile(child, text) for child in node[1]), strict=True)
         joiner = " AND " if kind == "and" else " OR "
         return joiner.join(f"({p})" for p in parts), [x for ps in params for x in ps]
     if kind == "not":
         if not node[1]:
             return "1", []
-        inner, params = _compile(("or", node[1]))
+        inner, params = _compile(("or", node[1]), text)
         return f"NOT ({inner})", params
     if kind == "none":
         return "0", []
@@ -480,8 +488,7 @@ def _compile(node: EmailFilter | None) -> tuple[str, list[Any]]:
     if kind in _FTS_COLUMNS:
         if not node[1]:
             return "1", []
-        match = f"{_FTS_COLUMNS[kind]} : ({fts_query(node[1])})"
-        return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [match]
+        return text(kind, node[1])
     if kind == "header":
         return "tidings_header_match(e.structure, ?, ?)", [node[1], node[2]]
     raise ValueError(f"unknown filter {kind!r}")
