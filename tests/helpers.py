@@ -19,6 +19,8 @@ from tidings.config import load
 from tidings.http.app import App
 from tidings.server import Tidings
 
+from .stores import store_for
+
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 USING = [CORE, MAIL]
@@ -26,6 +28,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def make_tidings(data: Path, **overrides: Any) -> Tidings:
+    """A server on `data`, on the backend of the running test (tests/stores.py)."""
+    overrides.setdefault("store", store_for(data))
     config = load(None, {"data": str(data), "access_log": False, **overrides}, environ={})
     return Tidings(config)
 
@@ -37,15 +41,24 @@ def basic(user: str, password: str) -> str:
 class LiveServer:
     """The real ASGI app under uvicorn on 127.0.0.1, port chosen by the kernel, in a thread."""
 
-    def __init__(self, tidings: Tidings) -> None:
+    def __init__(self, tidings: Tidings, *, tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS, as `tidings serve --tls-cert/--tls-key`."""
         self.tidings = tidings
         self.app = App(tidings)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, lifespan="on", access_log=False, log_config=None, loop="asyncio")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app,
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            loop="asyncio",
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,7 +103,9 @@ class JmapClient:
 
     def request(self, calls: list[list[Any]], using: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
         body = {"using": list(using or self.using), "methodCalls": calls, **extra}
-        response = self.http.post("/jmap/api/", content=orjson.dumps(body), headers={"Content-Type": "application/json"})
+        response = self.http.post(
+            "/jmap/api/", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 200, response.text
         result: dict[str, Any] = response.json()
         return result

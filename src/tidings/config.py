@@ -38,8 +38,25 @@ def _options(*items: Option) -> dict[str, Option]:
 
 SCHEMA = _options(
     Option("data", str, "./tidings-data", "Data directory: the SQLite database and blob files live here."),
+    Option(
+        "store",
+        str,
+        "",
+        "Metadata store: empty for the embedded SQLite store under `data`, or postgresql://USER@HOST:PORT/DB"
+        " (docs/deployment.md).",
+    ),
+    Option(
+        "blob_dir",
+        str,
+        "",
+        "Blob directory (default: DATA/blobs). With PostgreSQL and several machines, a directory they all share.",
+    ),
+    Option("store_pool_size", int, 20, "PostgreSQL connections each server process may open."),
+    Option("workers", int, 1, "Server processes (`tidings serve --workers N`); more than one needs PostgreSQL."),
     Option("http", str, "127.0.0.1:8080", "HOST:PORT the HTTP server listens on."),
     Option("public_url", str, "", "Base URL clients reach the server at (default: http://HOST:PORT)."),
+    Option("tls_cert", str, "", "PEM certificate chain: with tls_key, the server speaks HTTPS only."),
+    Option("tls_key", str, "", "PEM private key of tls_cert."),
     Option("domain", str, "localhost", "Mail domain: a login without '@' gets the address login@domain."),
     Option("cors_origins", list, [], "Origins allowed to call the API from a browser ('*' for any)."),
     Option("upload_ttl", int, 86400, "Seconds an upload nothing refers to is kept before it is deleted."),

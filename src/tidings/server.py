@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import blob
@@ -19,7 +20,7 @@ from .jmap.request import Request
 from .jmap.session import session_object
 from .mail import MAIL, MailFeature
 from .mail.mailbox import provision
-from .store.base import Store, User
+from .store.base import Store, StoreError, User
 from .store.sqlite import SqliteStore
 
 log = logging.getLogger("tidings")
@@ -34,7 +35,20 @@ class Services:
     mail: MailFeature
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, upgrade: bool = False) -> Store:
+    """The store the configuration names: embedded SQLite under `data`, or PostgreSQL by URL.
+
+    PostgreSQL schemas are created on an empty database; an older one is upgraded only with `upgrade`
+    (`tidings db migrate`), a newer one is refused (SchemaTooNew) in both backends.
+    """
+    url = config.store
+    blob_dir = Path(config.blob_dir).expanduser() if config.blob_dir else config.data_dir / "blobs"
+    if url.startswith(("postgresql://", "postgres://")):
+        from .store.postgres import PgStore
+
+        return PgStore(url, blob_dir, pool_size=config.store_pool_size, upgrade=upgrade)
+    if url not in ("", "sqlite"):
+        raise StoreError(f"unknown store {url!r}: expected postgresql://... (or nothing for SQLite)")
     return SqliteStore(config.data_dir, synchronous=config.sqlite_synchronous)
 
 
