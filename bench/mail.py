@@ -1,0 +1,266 @@
+"""Mail benchmark: bulk import, then the list view, paging, opening a thread and search over HTTP.
+
+    python -m bench.mail --messages 100000
+
+1. Generates a realistic mailbox (`bench/mailgen.py`, cached under --cache) as an mbox file.
+2. Imports it into a fresh data directory through `tidings import`'s code (the one ingest path),
+   with the server's durability settings, and reports messages per second.
+3. Starts a real `tidings serve` subprocess (TIDINGS_ACCESS_LOG=false) and measures, over keep-alive
+   HTTP connections from --clients concurrent clients, the p50/p95 of:
+     list    Email/query (inMailbox, receivedAt descending, collapseThreads, limit 50, calculateTotal)
+             + Email/get of those 50 with list properties, in one request (result reference)
+     page    the same at position 5000
+     thread  Thread/get + Email/get of its emails with HTML body values
+     search  Email/query with a text filter + SearchSnippet/get of the first 20
+   and the server's resident memory at the end.
+
+Prints a Markdown table (for docs/performance.md) and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.mailgen import VOCABULARY, write_mbox
+
+CORE = "urn:ietf:params:jmap:core"
+MAIL = "urn:ietf:params:jmap:mail"
+LIST_PROPERTIES = ["threadId", "mailboxIds", "keywords", "size", "receivedAt", "from", "to", "subject", "preview",
+                   "hasAttachment"]
+THREAD_PROPERTIES = ["threadId", "mailboxIds", "keywords", "receivedAt", "from", "to", "cc", "subject", "sentAt",
+                     "htmlBody", "textBody", "attachments", "bodyValues"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class Client:
+    def __init__(self, url: str, account: str | None = None) -> None:
+        self.http = httpx.Client(base_url=url, auth=("bench", "bench"), timeout=120)
+        self.account = account or ""
+
+    def api(self, calls: list[list[Any]]) -> list[Any]:
+        body = orjson.dumps({"using": [CORE, MAIL], "methodCalls": calls})
+        response = self.http.post("/jmap/api/", content=body, headers={"Content-Type": "application/json"})
+        response.raise_for_status()
+        out: list[Any] = response.json()["methodResponses"]
+        for name, args, _ in out:
+            if name == "error":
+                raise RuntimeError(f"method error: {args}")
+        return out
+
+
+def list_view(account: str, inbox: str, position: int = 0) -> list[list[Any]]:
+    return [
+        ["Email/query", {"accountId": account, "filter": {"inMailbox": inbox},
+                         "sort": [{"property": "receivedAt", "isAscending": False}], "collapseThreads": True,
+                         "position": position, "limit": 50, "calculateTotal": True}, "q"],
+        ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
+                       "properties": LIST_PROPERTIES}, "g"],
+    ]
+
+
+def open_thread(account: str, thread_id: str) -> list[list[Any]]:
+    return [
+        ["Thread/get", {"accountId": account, "ids": [thread_id]}, "t"],
+        ["Email/get", {"accountId": account,
+                       "#ids": {"resultOf": "t", "name": "Thread/get", "path": "/list/*/emailIds"},
+                       "properties": THREAD_PROPERTIES, "fetchHTMLBodyValues": True}, "e"],
+    ]
+
+
+def search(account: str, word: str) -> list[list[Any]]:
+    text_filter = {"text": word}
+    return [
+        ["Email/query", {"accountId": account, "filter": text_filter,
+                         "sort": [{"property": "receivedAt", "isAscending": False}], "collapseThreads": True,
+                         "limit": 20}, "s"],
+        ["SearchSnippet/get", {"accountId": account, "filter": text_filter,
+                               "#emailIds": {"resultOf": "s", "name": "Email/query", "path": "/ids"}}, "n"],
+        ["Email/get", {"accountId": account, "#ids": {"resultOf": "s", "name": "Email/query", "path": "/ids"},
+                       "properties": LIST_PROPERTIES}, "g"],
+    ]
+
+
+def measure(url: str, account: str, clients: int, requests: int,
+            make: Callable[[random.Random], list[list[Any]]]) -> list[float]:
+    """Milliseconds per request, from `clients` threads each sending `requests` requests."""
+    timings: list[float] = []
+    lock = threading.Lock()
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        client = Client(url, account)
+        client.api(make(rng))  # warm the connection
+        mine = []
+        for _ in range(requests):
+            calls = make(rng)
+            started = time.perf_counter()
+            client.api(calls)
+            mine.append((time.perf_counter() - started) * 1000)
+        client.http.close()
+        with lock:
+            timings.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return timings
+
+
+def import_mailbox(data: Path, mbox: Path, workers: int | None) -> tuple[int, float]:
+    from tidings.config import load
+    from tidings.mail.importer import import_path
+    from tidings.server import Tidings
+
+    tidings = Tidings(load(None, {"data": str(data)}, environ={}))
+    try:
+        user = tidings.accounts.add_user("bench", "bench")
+        started = time.perf_counter()
+        report = import_path(tidings.store, user.account_id, mbox, workers=workers, progress=sys.stderr.isatty())
+        elapsed = time.perf_counter() - started
+        if report.failed:
+            print(f"{len(report.failed)} messages failed, e.g. {report.failed[:3]}", file=sys.stderr)
+        return report.imported, elapsed
+    finally:
+        tidings.close()
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "TIDINGS_ACCESS_LOG": "false", "TIDINGS_LOG_LEVEL": "warning",
+           "TIDINGS_MAX_CONCURRENT_REQUESTS": "64"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "serve", "--data", str(data), "--http", f"127.0.0.1:{port}"], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/.well-known/jmap", auth=("bench", "bench"), timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def summarise(name: str, timings: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(timings), 2), "p95": round(percentile(timings, 95), 2),
+            "n": len(timings), "name": name}  # type: ignore[dict-item]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
+    parser.add_argument("--requests", type=int, default=100, help="requests per client per measurement")
+    parser.add_argument("--workers", type=int, default=None, help="import worker processes (default: CPUs)")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "tidings-bench")
+    parser.add_argument("--data", type=Path, help="reuse this data directory (skip the import if it exists)")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args()
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    mbox = args.cache / f"mailgen-{args.messages}.mbox"
+    if not mbox.exists():
+        started = time.perf_counter()
+        write_mbox(mbox, args.messages)
+        print(f"generated {mbox} ({mbox.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr)
+    results: dict[str, Any] = {"messages": args.messages, "clients": args.clients}
+    data = args.data or Path(tempfile.mkdtemp(prefix="tidings-bench-", dir=args.cache))
+    if not (data / "tidings.sqlite3").exists():
+        imported, seconds = import_mailbox(data, mbox, args.workers)
+        results["import"] = {"messages": imported, "seconds": round(seconds, 1), "rate": round(imported / seconds)}
+        print(f"imported {imported} messages in {seconds:.1f} s: {imported / seconds:.0f} messages/s",
+              file=sys.stderr)
+    process, url = start_server(data)
+    try:
+        setup = Client(url)
+        session = setup.http.get("/.well-known/jmap").json()
+        account = session["primaryAccounts"][MAIL]
+        mailboxes = setup.api([["Mailbox/get", {"accountId": account}, "m"]])[0][1]["list"]
+        inbox = next(m["id"] for m in mailboxes if m["role"] == "inbox")
+        first = setup.api(list_view(account, inbox))
+        thread_ids = [e["threadId"] for e in first[1][1]["list"]]
+        deeper = setup.api(list_view(account, inbox, 2000))
+        thread_ids += [e["threadId"] for e in deeper[1][1]["list"]]
+        words = VOCABULARY[300:3000]
+        n = args.clients
+        r = args.requests
+        cases = {
+            "list": lambda rng: list_view(account, inbox),
+            "page": lambda rng: list_view(account, inbox, 5000),
+            "thread": lambda rng: open_thread(account, rng.choice(thread_ids)),
+            "search": lambda rng: search(account, rng.choice(words)),
+        }
+        for name, make in cases.items():
+            timings = measure(url, account, n, r, make)
+            results[name] = summarise(name, timings)
+            single = measure(url, account, 1, r, make)
+            results[name + "_1"] = summarise(name, single)
+            print(f"{name}: p50 {results[name]['p50']} ms, p95 {results[name]['p95']} ms ({n} clients);"
+                  f" p50 {results[name + '_1']['p50']} ms alone", file=sys.stderr)
+        results["rss_mb"] = round(rss_kb(process.pid) / 1024)
+        results["total_threads"] = first[0][1]["total"]
+    finally:
+        process.terminate()
+        process.wait(30)
+        if not args.keep and args.data is None:
+            shutil.rmtree(data, ignore_errors=True)
+    print(table(results))
+    print(json.dumps(results))
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"| {results['messages']:,} messages | p50 ({results['clients']} clients) | p95 | p50 (1 client) |",
+             "|---|---|---|---|"]
+    if "import" in results:
+        lines.append(f"| import | {results['import']['rate']} msg/s | | |")
+    for name in ("list", "page", "thread", "search"):
+        if name in results:
+            lines.append(f"| {name} | {results[name]['p50']} ms | {results[name]['p95']} ms |"
+                         f" {results[name + '_1']['p50']} ms |")
+    lines.append(f"| server RSS | {results.get('rss_mb')} MB | | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
