@@ -16,13 +16,13 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 START = 1_700_000_000  # November 2023
 SPAN = 3 * 365 * 86400
-WORDS = (
+_PARAGRAPH = (  # reads better than a list
     "the of and to in is for on that with as at by from this be are it or an was we will can our have not "
     "meeting budget quarterly report release schedule deadline review draft proposal invoice contract team "
     "project server database migration backup network deploy staging production incident customer support "
@@ -31,7 +31,8 @@ WORDS = (
     "recipe library museum concert ticket weather weekend family school homework piano football cycling "
     "approval signature payment receipt shipping delivery warehouse inventory forecast analysis summary "
     "question answer update reminder follow-up feedback priority urgent tomorrow friday morning afternoon"
-).split()
+)
+WORDS = _PARAGRAPH.split()
 ACCENTED = ["café", "naïve", "résumé", "Zürich", "São Paulo", "Ångström", "déjà vu", "piñata", "Kraków"]
 FIRST = ["Alice", "Bob", "Chloé", "Dmitri", "Eva", "François", "Grete", "Hiro", "Inès", "Jürgen", "Kai", "Léa",
          "Marta", "Nils", "Olga", "Pål", "Quentin", "Rosa", "Søren", "Tomás", "Uma", "Vera", "Wen", "Zoë"]
