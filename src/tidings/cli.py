@@ -79,6 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tokens)
     tokens.add_argument("name")
 
+    importing = commands.add_parser(
+        "import",
+        help="import an mbox file or a Maildir tree into a user's account",
+        description="Import an mbox file or a Maildir (or Maildir++) tree. Maildir folders become mailboxes,"
+        " flags become keywords; messages already in their mailbox are skipped, so it can be run again."
+        " Exits with 1 when some messages failed (they are listed).",
+    )
+    _common(importing)
+    importing.add_argument("name", metavar="USER")
+    importing.add_argument("path", metavar="PATH", type=Path)
+    importing.add_argument("--mailbox", metavar="NAME",
+                           help="target mailbox, '/' between levels, created if missing (default: Inbox)")
+
+    conversations = commands.add_parser("conversations", help="the conversations (threads) index").add_subparsers(
+        dest="action", metavar="ACTION"
+    )
+    rebuild = conversations.add_parser(
+        "rebuild",
+        help="recompute every thread from the stored messages (safe while the server runs)",
+    )
+    _common(rebuild)
+    rebuild.add_argument("name", metavar="USER", nargs="?", help="only this user (default: every user)")
+
     config = commands.add_parser("config", help="show the configuration").add_subparsers(
         dest="action", metavar="ACTION"
     )
@@ -167,6 +190,51 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user(tidings: Any, name: str) -> Any:
+    with tidings.store.directory() as directory:
+        user = directory.user(name)
+    if user is None:
+        raise CommandError(f"no user {name!r}")
+    return user
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .mail.importer import SourceError, import_path
+
+    tidings = _tidings(_config(args))
+    try:
+        user = _user(tidings, args.name)
+        try:
+            report = import_path(tidings.store, user.account_id, args.path, mailbox=args.mailbox)
+        except SourceError as exc:
+            raise CommandError(str(exc)) from None
+        for name in report.mailboxes_created:
+            print(f"created mailbox {name}")
+        for label, reason in report.failed:
+            print(f"failed: {label}: {reason}")
+        print(report.summary())
+    finally:
+        tidings.close()
+    return 1 if report.failed else 0
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    if args.action != "rebuild":
+        raise CommandError("usage: tidings conversations rebuild [USER]")
+    from .mail.rebuild import rebuild
+
+    tidings = _tidings(_config(args))
+    try:
+        users = [_user(tidings, args.name)] if args.name else tidings.accounts.users()
+        for user in users:
+            print(f"{user.username} ({user.account_id}):", flush=True)
+            report = rebuild(tidings.store, user.account_id, say=lambda line: print(line, flush=True))
+            print(("  " if report.changed else "  nothing to change; ") + report.summary(), flush=True)
+    finally:
+        tidings.close()
+    return 0
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -224,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_token(args)
         if args.command == "config":
             return cmd_config(args)
+        if args.command == "import":
+            return cmd_import(args)
+        if args.command == "conversations":
+            return cmd_conversations(args)
     except (CommandError, ConfigError, AccountError, StoreError) as exc:
         print(f"tidings: error: {exc}", file=sys.stderr)
         return 2
