@@ -99,7 +99,7 @@ def test_keys_from_headers_only_match_a_full_parse() -> None:
 
 @pytest.mark.sqlite_only  # corrupts rows through SQLite directly
 def test_a_correct_store_is_left_alone(tidings: Tidings, conversation: tuple[str, list[int]]) -> None:
-    acc, ids = conversation
+    acc, _ids = conversation
     before = (threads(tidings, acc), counts(tidings, acc), states(tidings, acc))
     lines: list[str] = []
     report = rebuild(tidings.store, acc, lines.append)
@@ -243,10 +243,10 @@ def test_rebuild_while_serving(server: LiveServer, tidings: Tidings) -> None:
 
 @pytest.mark.sqlite_only
 def test_cli_rebuild(tidings: Tidings, conversation: tuple[str, list[int]], capsys: pytest.CaptureFixture[str]) -> None:
-    acc, (a, b, *_rest) = conversation
+    _acc, (_a, b, _c, d, _e) = conversation
     with sql(tidings) as db:
         db.execute("UPDATE emails SET thread_id = (SELECT thread_id FROM emails WHERE id = ?) WHERE id = ?",
-                   (_rest[1], b))
+                   (d, b))
     data = str(tidings.config.data_dir)
     assert main(["conversations", "rebuild", "--data", data]) == 0
     out = capsys.readouterr().out
