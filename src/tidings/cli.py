@@ -18,6 +18,7 @@ from .config import SCHEMA, Config, ConfigError, load, markdown_table, parse_hos
 from .store.base import StoreError
 
 DATA_HELP = "data directory (default: $TIDINGS_DATA, else ./tidings-data)"
+STORE_HELP = "postgresql://USER@HOST:PORT/DB to use PostgreSQL (default: $TIDINGS_STORE, else SQLite under --data)"
 
 
 class CommandError(Exception):
@@ -27,6 +28,7 @@ class CommandError(Exception):
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help=DATA_HELP)
     parser.add_argument("--config", metavar="FILE", type=Path, help="TOML configuration file")
+    parser.add_argument("--store", metavar="URL", help=STORE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", metavar="URL", help="base URL clients use to reach the server")
     serve.add_argument("--domain", help="mail domain for logins without '@' (default localhost)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--workers", type=int, metavar="N", help="server processes (default 1; more need PostgreSQL)")
 
     demo = commands.add_parser("demo", help="create a demo user (if missing) and run the server")
     _common(demo)
@@ -108,11 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     show = config.add_parser("show", help="print the effective configuration")
     _common(show)
     show.add_argument("--markdown", action="store_true", help="print the option reference as Markdown")
+    from .storeadmin import add_commands
+
+    add_commands(commands, _common)
     return parser
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> Config:
-    values = {"data": getattr(args, "data", None)}
+    values = {"data": getattr(args, "data", None), "store": getattr(args, "store", None)}
     values.update(overrides)
     return load(getattr(args, "config", None), {k: v for k, v in values.items() if k in SCHEMA})
 
@@ -270,6 +276,12 @@ def cmd_serve(args: argparse.Namespace, *, demo_password: str | None = None) -> 
             f"  data:     {config.data_dir.resolve()}",
             flush=True,
         )
+    workers = getattr(args, "workers", None) or config.workers
+    if workers > 1:
+        from .workers import serve_workers
+
+        tidings.close()  # each worker opens its own store after the fork
+        return serve_workers(config, host, port, workers, lambda cfg, sock: run(_tidings(cfg), host, port, sock))
     return run(tidings, host, port)
 
 
@@ -290,6 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_user(args)
         if args.command == "token":
             return cmd_token(args)
+        if args.command in ("db", "migrate"):
+            from . import storeadmin
+
+            command = storeadmin.cmd_db if args.command == "db" else storeadmin.cmd_migrate
+            return command(args, _config(args))
         if args.command == "config":
             return cmd_config(args)
         if args.command == "import":

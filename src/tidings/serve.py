@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import uvicorn
 
@@ -12,7 +13,8 @@ from .server import Tidings
 log = logging.getLogger("tidings")
 
 
-def run(tidings: Tidings, host: str, port: int) -> int:
+def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; on `sock` when given (a worker of `tidings serve --workers`)."""
     app = App(tidings, public_url=tidings.config.public_url or None)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -31,7 +33,7 @@ def run(tidings: Tidings, host: str, port: int) -> int:
     )
     log.info("listening on http://%s:%d", host, port)
     try:
-        server.run()
+        server.run(sockets=[sock] if sock is not None else None)
     finally:
         tidings.close()
     return 0

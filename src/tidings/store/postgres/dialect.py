@@ -14,7 +14,8 @@ statement once (the result is cached) into PostgreSQL's dialect:
   the leading digits as a number (SQLite's lenient cast), `LIMIT ?` accepts SQLite's -1 (no limit);
 * a condition that is a bare `(1)` / `(0)` becomes `(TRUE)` / `(FALSE)`; a subquery in FROM gets
   the alias PostgreSQL 15 requires;
-* `INSERT INTO t` of a table with a generated `id` returns it, so `cursor.lastrowid` works.
+* `INSERT INTO t` of a table with a generated `id` returns it, so `cursor.lastrowid` works;
+  SQLite's "one above the high-water mark" id (migration 0005) is the table's sequence.
 
 What cannot be rewritten (full-text search, secure deletion, row locks) is overridden in the
 PostgreSQL subclasses, and the contract tests run every statement on both backends.
@@ -37,6 +38,7 @@ _CAST_INTEGER = re.compile(r"CAST\(([^()]+?) AS INTEGER\)", re.IGNORECASE)
 _LIMIT = re.compile(r"\bLIMIT\s+\?", re.IGNORECASE)
 _BARE_BOOL = re.compile(r"(?<=[(\s])\(([01])\)(?=[\s)]|$)")
 _COUNT_SUBQUERY = re.compile(r"^(SELECT\s+count\(\*\)\s+FROM\s+\(.*\))\s*$", re.IGNORECASE | re.DOTALL)
+_HIGH_WATER = re.compile(r"\(SELECT last_id \+ 1 FROM id_high_water WHERE name = '(\w+)'\)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
@@ -100,7 +102,7 @@ def _qualify_upsert(sql: str, table: str, columns: list[str]) -> str:
 
 def translate(sql: str, generated_id_tables: frozenset[str]) -> tuple[str, bool]:
     """(PostgreSQL statement, whether it returns a generated id) for a SQLite-dialect statement."""
-    out = sql.replace("%", "%%")
+    out = _HIGH_WATER.sub(r"nextval('\1_id_seq')", sql).replace("%", "%%")
     out = out.replace("strftime('%%s', 'now')", "extract(epoch from now())::bigint")
     returns_id = False
     insert = _INSERT_TABLE.match(out)
