@@ -79,7 +79,8 @@ class SqliteEmails(Emails):
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in self.conn.execute(
-                f"SELECT {columns} FROM emails e WHERE e.account_id = ? AND e.id IN ({marks})",
+                # "+": look the rows up by id; an index on account_id would scan the whole account.
+                f"SELECT {columns} FROM emails e WHERE +e.account_id = ? AND e.id IN ({marks})",
                 (self.account_pk, *chunk),
             ):
                 out[r[0]] = EmailRow(
@@ -120,7 +121,7 @@ class SqliteEmails(Emails):
         for chunk in _chunks(email_ids):
             marks = ",".join("?" * len(chunk))
             self.conn.execute(
-                f"UPDATE emails SET thread_id = ? WHERE account_id = ? AND id IN ({marks})",
+                f"UPDATE emails SET thread_id = ? WHERE +account_id = ? AND id IN ({marks})",
                 (thread_id, self.account_pk, *chunk),
             )
 
