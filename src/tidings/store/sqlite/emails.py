@@ -165,7 +165,7 @@ class SqliteEmails(Emails):
         for chunk in _chunks(thread_ids):
             marks = ",".join("?" * len(chunk))
             for thread_id, email_id in self.conn.execute(
-                f"SELECT thread_id, id FROM emails WHERE account_id = ? AND thread_id IN ({marks})"
+                f"SELECT thread_id, id FROM emails WHERE +account_id = ? AND thread_id IN ({marks})"
                 " ORDER BY thread_id, received_at, id",
                 (self.account_pk, *chunk),
             ):
