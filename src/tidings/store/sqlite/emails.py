@@ -330,14 +330,17 @@ class SqliteEmails(Emails):
             return fast
         where, params = _compile(filter, self._text_condition)
         order = _order_by(sort)
+        # With a full-text condition every result is a match: the full-text index drives the query,
+        # not the account's index, which would walk every email of the account ("+" disables it).
+        account = "+e.account_id" if _driven_by_text(filter) else "e.account_id"
         if collapse_threads:
             sql = (
                 f"SELECT id FROM (SELECT e.id, row_number() OVER (PARTITION BY e.thread_id ORDER BY {order}) AS rn"
-                f" FROM emails e WHERE e.account_id = ? AND ({where})) AS ranked JOIN emails e USING (id)"
+                f" FROM emails e WHERE {account} = ? AND ({where})) AS ranked JOIN emails e USING (id)"
                 f" WHERE rn = 1 ORDER BY {order}"
             )
         else:
-            sql = f"SELECT e.id FROM emails e WHERE e.account_id = ? AND ({where}) ORDER BY {order}"
+            sql = f"SELECT e.id FROM emails e WHERE {account} = ? AND ({where}) ORDER BY {order}"
         args = [self.account_pk, *params]
         if anchor is not None or position < 0:
             every = [r[0] for r in self.conn.execute(sql, args)]
@@ -430,6 +433,17 @@ def _text_match(node: EmailFilter) -> str | None:
 
     walk(node, False)
     return " OR ".join(parts) if parts else None
+
+
+def _driven_by_text(node: EmailFilter | None) -> bool:
+    """Whether every email the filter matches must match a full-text condition."""
+    if node is None:
+        return False
+    if node[0] in _FTS_COLUMNS:
+        return bool(node[1])
+    if node[0] == "and":
+        return any(_driven_by_text(child) for child in node[1])
+    return False
 
 
 def _kw(keyword: str) -> str:
