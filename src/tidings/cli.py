@@ -31,6 +31,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="URL", help=STORE_HELP)
 
 
+def _tls(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain; with --tls-key, serve HTTPS")
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tidings",
@@ -47,11 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--domain", help="mail domain for logins without '@' (default localhost)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--workers", type=int, metavar="N", help="server processes (default 1; more need PostgreSQL)")
+    _tls(serve)
 
     demo = commands.add_parser("demo", help="create a demo user (if missing) and run the server")
     _common(demo)
     demo.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 127.0.0.1:8080)")
     demo.add_argument("--password", default="demo", help="the demo user's password (default: demo)")
+    _tls(demo)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", metavar="ACTION")
     add = user.add_parser("add", help="create a user and their account")
@@ -256,19 +263,31 @@ def cmd_serve(args: argparse.Namespace, *, demo_password: str | None = None) -> 
         public_url=getattr(args, "public_url", None),
         domain=getattr(args, "domain", None),
         log_level=getattr(args, "log_level", None),
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
     host, port = parse_hostport(config.http)
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise CommandError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
     _setup_logging(config.log_level)
     from .serve import run
 
     tidings = _tidings(config)
     if demo_password is not None:
-        existing = {u.username for u in tidings.accounts.users()}
+        existing = {u.username: u for u in tidings.accounts.users()}
         if "demo" not in existing:
-            tidings.accounts.add_user("demo", demo_password)
+            demo_user = tidings.accounts.add_user("demo", demo_password)
         else:
+            demo_user = existing["demo"]
             tidings.accounts.set_password("demo", demo_password)
-        url = config.public_url or f"http://{host}:{port}"
+        from .demo import fill
+
+        # The demo mailbox is delivered once; a restart finds the account already holds mail.
+        added = fill(tidings.store, demo_user.account_id, demo_user.address)
+        if added:
+            print(f"Delivered {added} demo messages to {demo_user.address}.", flush=True)
+        scheme = "https" if config.tls_cert else "http"
+        url = config.public_url or f"{scheme}://{host}:{port}"
         print(
             f"Tidings is running at {url}\n"
             f"  session:  {url}/.well-known/jmap\n"

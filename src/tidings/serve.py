@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import uvicorn
 
@@ -15,7 +14,11 @@ log = logging.getLogger("tidings")
 
 def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = None) -> int:
     """Serve until SIGTERM/SIGINT; on `sock` when given (a worker of `tidings serve --workers`)."""
-    app = App(tidings, public_url=tidings.config.public_url or None)
+    config = tidings.config
+    app = App(tidings, public_url=config.public_url or None)
+    # With a certificate the server speaks HTTPS only; the session's URLs then start with https://
+    # and wss:// (the scheme comes from the connection, see App.base_url).
+    tls = bool(config.tls_cert)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -29,9 +32,11 @@ def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = Non
             server_header=False,
             # In-flight requests finish; long-lived event streams are cut after this many seconds.
             timeout_graceful_shutdown=10,
+            ssl_certfile=config.tls_cert or None,
+            ssl_keyfile=config.tls_key or None,
         )
     )
-    log.info("listening on http://%s:%d", host, port)
+    log.info("listening on %s://%s:%d", "https" if tls else "http", host, port)
     try:
         server.run(sockets=[sock] if sock is not None else None)
     finally:
