@@ -74,7 +74,8 @@ class SqliteDirectory(Directory):
 
     def user_for_token(self, token_hash: str) -> User | None:
         row = self.conn.execute(
-            f"SELECT {_USER_COLUMNS} FROM tokens t JOIN {_USER_FROM} ON u.id = t.user_id WHERE t.token_hash = ?",
+            f"SELECT {_USER_COLUMNS} FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.user_id = u.id"
+            " WHERE t.token_hash = ?",
             (token_hash,),
         ).fetchone()
         return _user(row)
