@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..blob import Blobs
 from ..jmap.registry import Registry
 from . import email, mailbox, parts, search, thread
-from .email import EmailType, remove_from_mailbox
+from .email import EmailType, recount_trash_threads, remove_from_mailbox
 from .mailbox import MAIL, MAX_MAILBOX_DEPTH, MAX_SIZE_MAILBOX_NAME, MailboxType
 from .thread import ThreadType
 
@@ -30,6 +30,7 @@ class MailFeature:
         self.threads = ThreadType()
         self.max_size_attachments = max_size_attachments
         self.mailboxes.remove_emails = remove_from_mailbox
+        self.mailboxes.trash_changed = recount_trash_threads
         parts.install(blobs)
 
     def register(self, registry: Registry) -> None:

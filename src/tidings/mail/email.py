@@ -543,6 +543,17 @@ def remove_from_mailbox(ctx: CallContext, tx: Transaction, mailbox_id: int) -> N
             remove_email(tx, row)
 
 
+def recount_trash_threads(ctx: CallContext, tx: Transaction, mailbox_id: int) -> None:
+    """A mailbox gained or lost the trash role: recount the threads of its emails (RFC 8621 §2
+    unreadThreads ignores emails only in the trash for other mailboxes, and the reverse)."""
+    rows = tx.emails.rows(tx.emails.in_mailbox(mailbox_id))
+    counts = CountChanges()
+    trash = trash_mailbox(tx)
+    for thread_id in sorted({row.thread_id for row in rows.values()}):
+        counts.refresh_thread(tx, thread_id, trash)
+    counts.log(tx)
+
+
 def register(registry: Registry, email: EmailType) -> None:
     registry.add(Method("Email/get", MAIL, email.get))
     registry.add(Method("Email/changes", MAIL, lambda ctx, args: standard_changes(ctx, email, args)))
@@ -554,4 +565,4 @@ def register(registry: Registry, email: EmailType) -> None:
     registry.add(Method("Email/parse", MAIL, email.parse))
 
 
-__all__ = ["EmailType", "apply_change", "register", "remove_email", "remove_from_mailbox"]
+__all__ = ["EmailType", "apply_change", "recount_trash_threads", "register", "remove_email", "remove_from_mailbox"]

@@ -135,6 +135,8 @@ class MailboxType(DataType):
     def __init__(self) -> None:
         # Set by the Email module: removes a mailbox's emails (destroying those in no other mailbox).
         self.remove_emails: EmailHook | None = None
+        # Set by the Email module: recounts unreadThreads when the trash role moves (RFC 8621 §2).
+        self.trash_changed: EmailHook | None = None
 
     # -- /get
 
@@ -270,6 +272,9 @@ class MailboxType(DataType):
             fields["is_subscribed"] = new["isSubscribed"]
         tx.mailboxes.update(pk, fields)
         tx.record(self.name, obj_id, "updated")
+        if "role" in changed and "trash" in (row.role, new.get("role")) and self.trash_changed is not None:
+            # RFC 8621 §2: unreadThreads treats the trash apart, so every thread in it is counted anew.
+            self.trash_changed(ctx, tx, pk)
         return None
 
     def destroy(self, ctx: CallContext, tx: Any, obj_id: str, args: dict[str, Any]) -> None:

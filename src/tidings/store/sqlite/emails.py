@@ -13,6 +13,8 @@ _ROW = (
     " e.subject_sort, e.subject_key, e.from_sort, e.from_key, e.to_sort, e.to_key, e.message_id, e.summary"
 )
 _CHUNK = 500
+# One above the highest id the table ever had (RFC 8620 §1.2: ids are never reused; migration 0005).
+_NEXT_ID = "(SELECT last_id + 1 FROM id_high_water WHERE name = '{}')"
 _FTS_COLUMNS = {
     "text": "{subject from_ to_ cc bcc body attachments}",
     "from": "from_",
@@ -55,9 +57,11 @@ class SqliteEmails(Emails):
 
     def insert(self, row: EmailRow) -> int:
         cur = self.conn.execute(
-            "INSERT INTO emails (account_id, thread_id, blob_id, size, received_at, sent_at, keywords, unread,"
+            # An explicit id above every id ever used: ids are never reused (migration 0005).
+            "INSERT INTO emails (id, account_id, thread_id, blob_id, size, received_at, sent_at, keywords, unread,"
             " has_attachment, subject_sort, subject_key, from_sort, from_key, to_sort, to_key, message_id,"
-            " summary, structure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" summary, structure) VALUES ({_NEXT_ID.format('emails')}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?)",
             (
                 self.account_pk, row.thread_id, row.blob_id, row.size, row.received_at, row.sent_at,
                 keywords_text(row.keywords), int(row.unread), int(row.has_attachment), row.subject_sort,
@@ -174,7 +178,8 @@ class SqliteEmails(Emails):
 
     def new_thread(self, base_subject: str) -> int:
         cur = self.conn.execute(
-            "INSERT INTO threads (account_id, base_subject) VALUES (?, ?)", (self.account_pk, base_subject)
+            f"INSERT INTO threads (id, account_id, base_subject) VALUES ({_NEXT_ID.format('threads')}, ?, ?)",
+            (self.account_pk, base_subject),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid

@@ -38,8 +38,9 @@ class SqliteMailboxes(Mailboxes):
 
     def insert(self, row: MailboxRow) -> int:
         cur = self.conn.execute(
-            "INSERT INTO mailboxes (account_id, name, parent_id, role, sort_order, is_subscribed)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            # An explicit id above every id ever used: ids are never reused (RFC 8620 §1.2, migration 0005).
+            "INSERT INTO mailboxes (id, account_id, name, parent_id, role, sort_order, is_subscribed)"
+            " VALUES ((SELECT last_id + 1 FROM id_high_water WHERE name = 'mailboxes'), ?, ?, ?, ?, ?, ?)",
             (self.account_pk, row.name, row.parent_id, row.role, row.sort_order, int(row.is_subscribed)),
         )
         assert cur.lastrowid is not None
