@@ -1,0 +1,116 @@
+"""jmax (PyPI), a command-line JMAP client, run as a person runs it: one process per command, JSON out.
+
+The journey: mailboxes, inbox, search, read a message, flag, mark read, move, download attachments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .conftest import Demo
+
+
+class Jmax:
+    def __init__(self, demo: Demo, home: Path) -> None:
+        self.env = {
+            **os.environ,
+            "HOME": str(home),
+            "JMAX_AUTH_PATH": str(home / "auth.json"),
+            "JMAP_URL": demo.url,
+            "JMAP_USER": demo.username,
+            "JMAP_PASSWORD": demo.password,
+        }
+
+    def run(self, *args: str, expect: int = 0) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "jmax.cli", *args], capture_output=True, text=True, env=self.env, timeout=60
+        )
+        assert result.returncode == expect, f"jmax {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args))
+
+
+def test_jmax_journey(demo: Demo, tmp_path: Path) -> None:
+    jmax = Jmax(demo, tmp_path)
+
+    # Mailboxes with their counts.
+    mailboxes = {m["role"]: m for m in jmax.json("mailboxes")}
+    assert {"inbox", "drafts", "sent", "archive", "junk", "trash"} <= set(mailboxes)
+    inbox = mailboxes["inbox"]
+    assert inbox["totalEmails"] > 10 and inbox["unreadEmails"] > 0
+
+    # The inbox, newest first; its count and its unread part agree with the mailbox's counts.
+    rows = jmax.json("inbox", "--limit", "200")
+    assert len(rows) == inbox["totalEmails"]
+    assert [r["receivedAt"] for r in rows] == sorted((r["receivedAt"] for r in rows), reverse=True)
+    assert int(jmax.run("inbox", "--count")) == inbox["totalEmails"]
+    unread = jmax.json("inbox", "--unread")
+    assert len(unread) == inbox["unreadEmails"] and all(r["unread"] for r in unread)
+    assert len(jmax.json("inbox", "--since", "3d")) < len(rows)
+
+    # Search: free text, sender, mailbox; nothing found exits 1, as jmax documents.
+    found = jmax.json("search", "offsite")
+    assert found and all("offsite" in r["subject"].lower() for r in found)
+    first = next(r for r in found if r["hasAttachment"])
+    # jmax prints addresses with email.utils.formataddr, which RFC 2047-encodes a non-ASCII name; the
+    # server sent the decoded name (RFC 8621 §4.1.2.3), as `get` shows below.
+    assert first["from"] == "=?utf-8?q?In=C3=A8s_Moreau?= <ines.moreau@example.org>"
+    from_raj = jmax.json("search", "--from", "raj@example.org")
+    assert from_raj and all("raj@example.org" in r["from"] for r in from_raj)
+    assert jmax.json("search", "--in", "junk", "prize")[0]["subject"] == "You have WON a prize!!!"
+    jmax.run("search", "no-such-word-anywhere", expect=1)
+
+    # Read one message: its text body, its headers, its subject.
+    body = jmax.run("get", first["id"], "--body")
+    assert "The offsite is booked for the 14th" in body
+    headers = jmax.json("get", first["id"], "--headers")
+    assert headers["from"] == [{"name": "Inès Moreau", "email": "ines.moreau@example.org"}]
+    assert any(h["name"] == "Message-ID" for h in headers["headers"])
+    assert jmax.run("get", first["id"], "--subject").strip() == "Quarterly planning offsite"
+    whole = jmax.json("get", first["id"])  # every default property (RFC 8621 §4.2)
+    assert whole["threadId"] == first["threadId"] and whole["size"] > 0 and whole["preview"]
+
+    # Flag, then mark read and unread again.
+    message = unread[0]
+    jmax.run("flag", message["id"])
+    jmax.run("read", message["id"])
+    keywords = jmax.json("get", message["id"])["keywords"]
+    assert keywords.get("$flagged") is True and keywords.get("$seen") is True
+    jmax.run("unflag", message["id"])
+    jmax.run("unread", message["id"])
+    assert jmax.json("get", message["id"])["keywords"] == {}
+
+    # Move to the archive, by name; the counts follow.
+    jmax.run("move", first["id"], "--to", "Archive")
+    assert jmax.json("get", first["id"])["mailboxIds"] == {mailboxes["archive"]["id"]: True}
+    after = {m["role"]: m for m in jmax.json("mailboxes")}
+    assert after["inbox"]["totalEmails"] == inbox["totalEmails"] - 1
+    assert after["archive"]["totalEmails"] == mailboxes["archive"]["totalEmails"] + 1
+    assert first["id"] in {r["id"] for r in jmax.json("search", "--in", "archive", "offsite")}
+
+    # Attachments: metadata, then the bytes, to a file and to standard output.
+    attachments = jmax.json("get", first["id"], "--attachments")["attachments"]
+    assert [(a["name"], a["type"]) for a in attachments] == [("agenda.txt", "text/plain")]
+    target = tmp_path / "agenda.txt"
+    jmax.run("attachment", first["id"], "agenda.txt", "-o", str(target))
+    assert target.read_text().startswith("Offsite agenda")
+    invoice = jmax.json("search", "invoice")[0]
+    pdf = subprocess.run(
+        [sys.executable, "-m", "jmax.cli", "attachment", invoice["id"], "invoice.pdf", "-o", "-"],
+        capture_output=True,
+        env=jmax.env,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+
+    # Trash, the gentle delete.
+    jmax.run("trash", message["id"])
+    assert jmax.json("get", message["id"])["mailboxIds"] == {mailboxes["trash"]["id"]: True}
