@@ -306,3 +306,14 @@ def test_a_newer_schema_is_refused(tmp_path: Path, store_backend: str) -> None:
             conn.execute("PRAGMA user_version = 999")
     with pytest.raises(SchemaTooNew):
         _open(data)
+
+
+def test_the_backends_have_the_same_migrations() -> None:
+    """PostgreSQL's numbered migrations mirror SQLite's one-to-one (a new SQLite one needs its twin)."""
+    from importlib import resources
+
+    def names(package: str) -> list[str]:
+        return sorted(e.name for e in resources.files(package).joinpath("migrations").iterdir()
+                      if e.name.endswith(".sql"))
+
+    assert names("tidings.store.postgres") == names("tidings.store.sqlite")

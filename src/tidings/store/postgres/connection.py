@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import psycopg
 
 from ..base import SchemaTooNew, StoreError
+from ..sqlite import connection as sqlite_connection
 
 # Any number: every process that migrates takes this transaction-scoped advisory lock first.
 MIGRATION_LOCK = 0x7469_6469_6E67_0001
 
 
 def migrations() -> list[tuple[int, str]]:
-    """The numbered .sql files shipped with the package, in order (one-to-one with SQLite's)."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    """The numbered .sql files of this backend, one-to-one with SQLite's."""
+    return sqlite_connection.migrations(__package__)
 
 
 LATEST = max(number for number, _ in migrations())

@@ -11,9 +11,10 @@ import orjson
 from ..base import SchemaTooNew
 
 
-def migrations() -> list[tuple[int, str]]:
-    """The numbered .sql files shipped with the package, in order."""
-    folder = resources.files(__package__).joinpath("migrations")
+def migrations(package: str | None = __package__) -> list[tuple[int, str]]:
+    """The numbered .sql files shipped in `package`'s migrations folder (this backend's), in order."""
+    assert package is not None
+    folder = resources.files(package).joinpath("migrations")
     found = []
     for entry in folder.iterdir():
         name = entry.name
