@@ -255,12 +255,15 @@ class EmailType(DataType):
 
     def query_changed_ids(self, ctx: CallContext, tx: Any, since: str, args: dict[str, Any]) -> set[str] | None:
         changed = tx.changed_since(self.name, since)
-        if changed is None or not args.get("collapseThreads"):
+        if changed is None or not (args.get("collapseThreads") is True or emailquery.thread_dependent(args)):
             return changed
-        # With collapsed threads, any change in a thread may change which email stands for it.
+        # With collapsed threads, or thread-keyword conditions or sorts (RFC 8621 §4.4), a change to one
+        # email can move its unchanged thread mates in or out of the results: they count as changed too.
         threads = tx.changed_since("Thread", since) or set()
-        pks = [p for p in (from_wire(THREAD, t) for t in threads) if p is not None]
-        for members in tx.emails.thread_email_ids(pks).values():
+        pks = {p for p in (from_wire(THREAD, t) for t in threads) if p is not None}
+        emails = [p for p in (email_pk(e) for e in changed) if p is not None]
+        pks.update(row.thread_id for row in tx.emails.rows(emails).values())
+        for members in tx.emails.thread_email_ids(sorted(pks)).values():
             changed.update(to_wire(EMAIL, m) for m in members)
         return changed
 

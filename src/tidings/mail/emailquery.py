@@ -83,8 +83,10 @@ def normalise(node: Any, resolve: Any) -> EmailFilter | None:
     if node is None:
         return None
     if "operator" in node:
+        # RFC 8620 §5.5: an empty AND or NOT matches everything, an empty OR nothing; the store's
+        # compiler knows both, so an empty list is kept as it is.
         children = [normalise(c, resolve) for c in node["conditions"]]
-        return (node["operator"].lower(), [c for c in children if c is not None] or [("and", [])])
+        return (node["operator"].lower(), [c for c in children if c is not None])
     parts: list[EmailFilter] = []
     for key, value in node.items():
         if key == "inMailbox":
@@ -127,6 +129,24 @@ def sort_for_store(comparators: list[Comparator]) -> list[EmailSort]:
             keyword = normalise_keyword(raw) or "\x00invalid"
         out.append(EmailSort(comparator.property, comparator.is_ascending, comparator.collation, keyword))
     return out
+
+
+THREAD_KEYWORDS = ("allInThreadHaveKeyword", "someInThreadHaveKeyword", "noneInThreadHaveKeyword")
+
+
+def thread_dependent(args: dict[str, Any]) -> bool:
+    """Does a query's filter or sort read other emails of the thread (the *InThreadHaveKeyword ones)?"""
+
+    def walk(node: Any) -> bool:
+        if not isinstance(node, dict):
+            return False
+        if "operator" in node:
+            return any(walk(c) for c in node.get("conditions") or ())
+        return any(key in THREAD_KEYWORDS for key in node)
+
+    sort = args.get("sort") or []
+    return walk(args.get("filter")) or any(isinstance(c, dict) and c.get("property") in THREAD_KEYWORDS
+                                           for c in sort)
 
 
 def text_conditions(node: EmailFilter | None) -> bool:

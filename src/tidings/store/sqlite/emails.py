@@ -479,7 +479,10 @@ def _compile(node: EmailFilter | None, text: TextCondition) -> tuple[str, list[A
     if kind == "inMailbox":
         return "EXISTS (SELECT 1 FROM email_mailboxes m WHERE m.email_id = e.id AND m.mailbox_id = ?)", [node[1]]
     if kind == "inMailboxOtherThan":
-        marks = ",".join("?" * len(node[1])) or "NULL"
+        # RFC 8621 §4.4.1: in at least one mailbox not listed; with none listed, any email (each is in one).
+        if not node[1]:
+            return "1", []
+        marks = ",".join("?" * len(node[1]))
         return (f"EXISTS (SELECT 1 FROM email_mailboxes m WHERE m.email_id = e.id AND m.mailbox_id NOT IN ({marks}))",
                 list(node[1]))
     if kind == "before":
