@@ -57,7 +57,8 @@ def assign_thread(tx: Transaction, msgids: list[str], subject: str | None) -> Th
         moved = tx.emails.thread_email_ids([other]).get(other, [])
         tx.emails.set_thread(moved, target)
         tx.emails.move_thread_refs(other, target)
-        tx.emails.delete_thread(other)
+        # The emptied thread row stays until the caller has moved its per-mailbox summaries and counts
+        # (mailbox_threads rows reference it); ingest deletes it then.
         assignment.merged_threads.append(other)
         assignment.moved_emails.extend(moved)
         for email_id in moved:

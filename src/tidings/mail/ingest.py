@@ -170,7 +170,8 @@ def ingest(
     counts.email_delta(tx, frozenset(), False, row.mailbox_ids, row.unread)
     trash = trash_mailbox(tx)
     for merged in assignment.merged_threads:
-        counts.refresh_thread(tx, merged, trash)
+        counts.refresh_thread(tx, merged, trash)  # now empty: its summaries and thread counts go
+        tx.emails.delete_thread(merged)
     counts.refresh_thread(tx, row.thread_id, trash)
     tx.record("Email", to_wire(EMAIL, row.id), "created")
     tx.record("Thread", to_wire(THREAD, row.thread_id), "created" if assignment.created else "updated")
