@@ -6,14 +6,15 @@ Only bodyValues need the raw message: they are decoded from the stored blob on d
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 
 from ..jmap.errors import invalid_arguments
 from ..jmap.types import format_utc
 from ..mime import HeaderProperty, InvalidHeaderProperty, lookup_header, parse_header_property, truncate_utf8
-from ..mime.parse import ParsedMessage
+from ..mime.parse import BodyValue
 from ..store.base import EmailRow
 from .ids import EMAIL, MAILBOX, THREAD, to_wire
 from .parts import part_blob_id
@@ -112,8 +113,20 @@ def _index(part: dict[str, Any], index: dict[str, dict[str, Any]]) -> None:
         _index(sub, index)
 
 
+class BodyValueSource(Protocol):
+    """What bodyValues are decoded from: a ParsedMessage, or `Bodies` (only the decoded text parts)."""
+
+    @property
+    def body_values(self) -> dict[str, BodyValue]: ...
+
+
+@dataclass(frozen=True)
+class Bodies:
+    body_values: dict[str, BodyValue]
+
+
 def body_values(
-    parsed: ParsedMessage, structure: dict[str, Any], options: BodyOptions
+    parsed: BodyValueSource, structure: dict[str, Any], options: BodyOptions
 ) -> dict[str, dict[str, Any]]:
     """bodyValues per the fetch*BodyValues flags and maxBodyValueBytes (RFC 8621 §4.1.4, §4.2)."""
     wanted: list[str] = []
@@ -148,7 +161,7 @@ def email_view(
     properties: list[str],
     headers: dict[str, HeaderProperty],
     options: BodyOptions,
-    parse: Callable[[], ParsedMessage | None],
+    parse: Callable[[], BodyValueSource | None],
 ) -> dict[str, Any]:
     """One Email object with the requested properties; `row` is None for Email/parse."""
     out: dict[str, Any] = {}

@@ -286,6 +286,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
     )
 
 
+def decode_body_values(raw: bytes) -> dict[str, BodyValue]:
+    """The ``body_values`` of :func:`parse_message` alone: every text/* leaf decoded the same way,
+    without the rest of a full parse (Email/get's fetch*BodyValues needs nothing else)."""
+    root = walk(parse_tree(raw))
+    return {leaf.part_id: _body_value(leaf) for leaf in root.leaves()
+            if leaf.type.startswith("text/") and leaf.part_id is not None}
+
+
 def _index(part: dict[str, Any], index: dict[str, dict[str, Any]]) -> None:
     if part["partId"] is not None:
         index[part["partId"]] = part
