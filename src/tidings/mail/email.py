@@ -20,6 +20,7 @@ from ..jmap.query import QueryArgs, Window
 from ..jmap.registry import Method, Registry
 from ..jmap.types import is_string, is_utc_date, parse_date
 from ..mime import BlobNotFound, BuildError, ParsedMessage, build_message, parse_message
+from ..mime.parse import decode_body_values
 from ..store.base import EmailRow, Transaction
 from . import emailquery
 from .counts import CountChanges
@@ -27,6 +28,7 @@ from .emailview import (
     ALL_PROPERTIES,
     DEFAULT_PROPERTIES,
     NEEDS_STRUCTURE,
+    Bodies,
     BodyOptions,
     email_view,
     header_properties,
@@ -462,10 +464,11 @@ def _parse_or_none(raw: bytes) -> ParsedMessage | None:
         return None
 
 
-def _parser(services: Any, tx: Transaction, blob_id: str) -> Callable[[], ParsedMessage | None]:
-    def parse() -> ParsedMessage | None:
+def _parser(services: Any, tx: Transaction, blob_id: str) -> Callable[[], Bodies | None]:
+    def parse() -> Bodies | None:
+        # Only the text parts are decoded: the rest of a full parse is in the stored documents.
         raw = services.backend.blobs.read(blob_id)
-        return parse_message(raw) if raw is not None else None
+        return Bodies(decode_body_values(raw)) if raw is not None else None
 
     return parse
 
