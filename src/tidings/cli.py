@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-url", metavar="URL", help="base URL clients use to reach the server")
     serve.add_argument("--domain", help="mail domain for logins without '@' (default localhost)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--allow-insecure-push",
+        action="store_true",
+        default=None,
+        help="let push subscriptions use http:// and loopback or private addresses (tests, development)",
+    )
     serve.add_argument("--workers", type=int, metavar="N", help="server processes (default 1; more need PostgreSQL)")
     _tls(serve)
 
@@ -58,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(demo)
     demo.add_argument("--http", metavar="HOST:PORT", help="HTTP listen address (default 127.0.0.1:8080)")
     demo.add_argument("--password", default="demo", help="the demo user's password (default: demo)")
+    demo.add_argument(
+        "--allow-insecure-push",
+        action="store_true",
+        default=None,
+        help="let push subscriptions use http:// and loopback or private addresses (tests, development)",
+    )
     _tls(demo)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", metavar="ACTION")
@@ -263,6 +275,7 @@ def cmd_serve(args: argparse.Namespace, *, demo_password: str | None = None) -> 
         public_url=getattr(args, "public_url", None),
         domain=getattr(args, "domain", None),
         log_level=getattr(args, "log_level", None),
+        allow_insecure_push=getattr(args, "allow_insecure_push", None),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import blob
 from .accounts import Accounts
@@ -20,6 +21,8 @@ from .jmap.request import Request
 from .jmap.session import session_object
 from .mail import MAIL, MailFeature
 from .mail.mailbox import provision
+from .push.bus import ChangeBus, LocalBus
+from .push.feature import WEBSOCKET, PushFeature
 from .store.base import Store, StoreError, User
 from .store.sqlite import SqliteStore
 
@@ -70,6 +73,9 @@ class Tidings:
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config)
+        # Every commit goes onto the change bus; push consumers listen there (docs/architecture.md).
+        self.bus: ChangeBus = LocalBus()
+        self.store.subscribe(self.bus.publish)
         self.limits = core_limits(config)
         self.registry = Registry()
         core.register(self.registry, self.limits)
@@ -77,6 +83,14 @@ class Tidings:
         blob.register(self.registry, self.blobs)
         self.mail = MailFeature(max_size_attachments=config.max_size_upload, domain=config.domain, blobs=self.blobs)
         self.mail.register(self.registry)
+        self.push = PushFeature(
+            self.store,
+            self.bus,
+            allow_insecure=config.allow_insecure_push,
+            server_hosts=server_hosts(config),
+            domain=config.domain,
+        )
+        self.push.register(self.registry)
         self.services = Services(self.store, self.blobs, self.mail)
         self.accounts = Accounts(self.store, config.domain, [provision])
         self._principals: dict[int, Principal] = {}
@@ -115,10 +129,27 @@ class Tidings:
             upload_url=f"{base_url}/jmap/upload/{{accountId}}/",
             event_source_url=f"{base_url}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}",
         )
+        # RFC 8887 §3: the WebSocket URL; set after the state is computed, which must not depend on it.
+        if WEBSOCKET in session["capabilities"]:
+            ws_base = "ws" + base_url[4:] if base_url.startswith("http") else base_url
+            session["capabilities"] = {
+                **session["capabilities"],
+                WEBSOCKET: {**session["capabilities"][WEBSOCKET], "url": f"{ws_base}/jmap/ws"},
+            }
         return session
 
     def close(self) -> None:
+        self.bus.close()
         self.store.close()
+
+
+def server_hosts(config: Config) -> list[str]:
+    """Names this server answers to: push subscriptions may not point at them (RFC 8620 §8.6)."""
+    hosts = [urlsplit(config.public_url).hostname or "" if config.public_url else ""]
+    host = config.http.rpartition(":")[0].strip("[]")
+    if host not in ("", "0.0.0.0", "::"):
+        hosts.append(host)
+    return [h for h in hosts if h]
 
 
 __all__ = ["MAIL", "Tidings"]

@@ -22,9 +22,10 @@ from ..jmap.context import Principal
 from ..jmap.errors import RequestError
 from ..jmap.request import parse_request
 from ..push.hub import Hub
+from ..push.subscription import utc_date
 from ..server import Tidings
 from ..store.base import User
-from . import eventsource
+from . import eventsource, websocket
 from .asgi import (
     BodyTooLarge,
     Disconnected,
@@ -86,7 +87,7 @@ class App:
         self.cors = Cors(tidings.config.cors_origins)
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tidings")
         self.hub = Hub()
-        tidings.store.subscribe(self.hub.publish)
+        tidings.bus.subscribe(self.hub.publish)
         self.requests = Slots(tidings.limits.max_concurrent_requests, "maxConcurrentRequests")
         self.uploads = Slots(tidings.limits.max_concurrent_upload, "maxConcurrentUpload")
         self.log_requests = bool(tidings.config.access_log)
@@ -104,18 +105,20 @@ class App:
         elif kind == "lifespan":
             await self.lifespan(receive, send)
         elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+            await websocket.serve(self, scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.hub.bind(asyncio.get_running_loop())
+                await self.tidings.push.pusher.start()
                 self._gc_task = asyncio.create_task(self._collect_garbage())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._gc_task:
                     self._gc_task.cancel()
+                await self.tidings.push.pusher.stop()
                 self.executor.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -193,6 +196,11 @@ class App:
             await self.download(scope, send, cors)
         elif path in ("/jmap/eventsource", "/jmap/eventsource/") and method == "GET":
             await self.event_source(scope, receive, send, cors)
+        elif path in ("/jmap/access-token", "/jmap/access-token/"):
+            if method != "POST":
+                await self.method_not_allowed(send, b"POST", cors)
+                return
+            await self.access_token(scope, send, cors)
         elif path == "/" and method == "GET":
             await respond(send, 200, b"Tidings JMAP server. Session: /.well-known/jmap\n", b"text/plain", cors)
         else:
@@ -216,6 +224,37 @@ class App:
         if user is None:
             return None
         return user, self.tidings.principal(user)
+
+    def authenticate_push(self, scope: Scope) -> tuple[User, Principal] | None:
+        """Event source and WebSocket: the Authorization header, or else a single-use access token
+        in the `access_token` query parameter (browsers cannot set headers on either; docs/push.md)."""
+        found = self._authenticate(scope)
+        if found is not None or header(scope, b"authorization"):
+            return found
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("access_token") or [""])[-1]
+        user_id = self.tidings.push.redeem_access_token(token) if token else None
+        if user_id is None:
+            return None
+        with self.tidings.store.directory() as directory:
+            user = directory.user_by_id(user_id)
+        return None if user is None else (user, self.tidings.principal(user))
+
+    async def access_token(self, scope: Scope, send: Send, cors: Headers) -> None:
+        """POST /jmap/access-token: a token for one event-source or WebSocket connection, valid 60 s."""
+
+        def work() -> tuple[str, int] | None:
+            found = self._authenticate(scope)
+            return None if found is None else self.tidings.push.issue_access_token(found[0].id)
+
+        issued = await self.run(work)
+        if issued is None:
+            await self.unauthorized(send, cors)
+            return
+        token, expires = issued
+        await respond_json(
+            send, 201, {"token": token, "expires": utc_date(expires)}, [(b"cache-control", b"no-store"), *cors]
+        )
 
     # -- session (RFC 8620 §2)
 
@@ -431,7 +470,7 @@ class App:
             return
 
         def work() -> dict[str, dict[str, str]] | None:
-            found = self._authenticate(scope)
+            found = self.authenticate_push(scope)
             if found is None:
                 return None
             states = {}

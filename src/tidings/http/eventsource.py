@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from ..push.hub import Hub
+from ..push.hub import Hub, decode_push_state, encode_push_state, filter_types, missed_changes, state_change
 from .asgi import Headers, Send
 
 MIN_PING = 5
@@ -43,27 +41,11 @@ def parse_args(query_string: str) -> EventSourceArgs | str:
 
 def encode_event_id(states: dict[str, dict[str, str]]) -> str:
     """An event id that encodes every state the client was told of (§7.3), so a reconnect can resume."""
-    raw = orjson.dumps(states, option=orjson.OPT_SORT_KEYS)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_push_state(states)
 
 
 def decode_event_id(value: str | None) -> dict[str, dict[str, str]] | None:
-    if not value:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        decoded: Any = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        return None
-    if not isinstance(decoded, dict) or not all(isinstance(v, dict) for v in decoded.values()):
-        return None
-    return decoded
-
-
-def _filter(states: dict[str, dict[str, str]], types: frozenset[str] | None) -> dict[str, dict[str, str]]:
-    if types is None:
-        return states
-    return {a: {t: s for t, s in ts.items() if t in types} for a, ts in states.items()}
+    return decode_push_state(value)
 
 
 def _event(name: str, data: Any, event_id: str | None = None) -> bytes:
@@ -83,7 +65,15 @@ async def stream(
     extra_headers: Headers,
 ) -> None:
     """Serve one event-source connection until the client goes away (or after a state, if asked)."""
-    subscription = hub.subscribe(current.keys(), args.types)
+    # Per connection: the hub's record, the states not yet sent and one event to wake on.
+    pending: dict[str, dict[str, str]] = {}
+    wake = asyncio.Event()
+
+    def notify(account_id: str, states: dict[str, str]) -> None:
+        pending.setdefault(account_id, {}).update(states)
+        wake.set()
+
+    subscription = hub.subscribe(current.keys(), args.types, notify)
     try:
         await send(
             {
@@ -97,43 +87,35 @@ async def stream(
                 ],
             }
         )
-        known = _filter(current, args.types)
+        known = filter_types(current, args.types)
         previous = decode_event_id(last_event_id)
         if previous is not None:
-            # A reconnecting client: tell it at once of whatever changed while it was away.
-            missed = {
-                account: {t: s for t, s in types.items() if previous.get(account, {}).get(t) != s}
-                for account, types in known.items()
-            }
-            missed = {a: ts for a, ts in missed.items() if ts}
+            # A reconnecting client: tell it at once of whatever changed while it was away (§7.3).
+            missed = missed_changes(known, previous)
             if missed:
-                await send_body(send, _event("state", _state_change(missed), encode_event_id(known)))
+                await send_body(send, _event("state", state_change(missed), encode_event_id(known)))
                 if args.close_after_state:
                     return
         else:
             # Give the client an id to resume from, without announcing a change.
             await send_body(send, f"id: {encode_event_id(known)}\n\n".encode())
         while True:
-            timeout = args.ping or None
             try:
-                changed = await asyncio.wait_for(subscription.queue.get(), timeout)
+                # §7.3: a ping "whenever this time elapses since the previous event was sent".
+                await asyncio.wait_for(wake.wait(), args.ping or None)
             except TimeoutError:
+                # The interval actually used, which may be clamped from the one asked for.
                 await send_body(send, _event("ping", {"interval": args.ping}))
                 continue
-            while not subscription.queue.empty():  # coalesce a burst into one event
-                for account, types in subscription.queue.get_nowait().items():
-                    changed.setdefault(account, {}).update(types)
+            wake.clear()
+            changed, pending = pending, {}
             for account, types in changed.items():
                 known.setdefault(account, {}).update(types)
-            await send_body(send, _event("state", _state_change(changed), encode_event_id(known)))
+            await send_body(send, _event("state", state_change(changed), encode_event_id(known)))
             if args.close_after_state:
                 return
     finally:
         hub.unsubscribe(subscription)
-
-
-def _state_change(changed: dict[str, dict[str, str]]) -> dict[str, Any]:
-    return {"@type": "StateChange", "changed": changed}
 
 
 async def send_body(send: Send, data: bytes) -> None:

@@ -1,0 +1,76 @@
+"""The push feature as the composition root sees it: PushSubscription, Web Push, push tokens.
+
+Also the two session capabilities push adds: `urn:ietf:params:jmap:websocket` (RFC 8887 §3; its URL
+is filled in per request by the session) and `urn:ietf:params:jmap:webpush-vapid` (RFC 9749 §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable
+
+from ..jmap.registry import Registry
+from ..store.base import Store
+from . import subscription
+from .bus import ChangeBus
+from .delivery import Pusher
+from .subscription import PushSubscriptionType, Resolver, default_resolver
+from .webpush import Vapid
+
+WEBSOCKET = "urn:ietf:params:jmap:websocket"
+WEBPUSH_VAPID = "urn:ietf:params:jmap:webpush-vapid"
+VAPID_KEY_NAME = "vapid-p256"
+ACCESS_TOKEN_TTL = 60  # seconds a browser has to open the event source or WebSocket with a token
+
+
+class PushFeature:
+    def __init__(
+        self,
+        store: Store,
+        bus: ChangeBus,
+        *,
+        allow_insecure: bool,
+        server_hosts: Iterable[str],
+        domain: str,
+        resolve: Resolver = default_resolver,
+    ) -> None:
+        self.store = store
+        # One VAPID key for the whole server, kept in the database so every process (and, with a
+        # shared database, every machine) signs with the key clients were given (RFC 9749 §3).
+        with store.push(write=True) as tx:
+            pem = tx.server_key(VAPID_KEY_NAME) or tx.add_server_key(VAPID_KEY_NAME, Vapid.generate_pem())
+        # RFC 8292 §2.1: "sub" is a contact for the push service's operator.
+        self.vapid = Vapid(pem, subject=f"mailto:postmaster@{domain}")
+        self.subscriptions = PushSubscriptionType(
+            store, allow_insecure=allow_insecure, server_hosts=server_hosts, resolve=resolve
+        )
+        self.pusher = Pusher(store, self.vapid, allow_insecure=allow_insecure, resolve=resolve)
+        self.subscriptions.on_created = self.pusher.verify
+        bus.subscribe(self.pusher.publish, local_only=True)
+
+    def register(self, registry: Registry) -> None:
+        registry.add_capability(WEBSOCKET, {"url": "", "supportsPush": True})
+        # RFC 9749 §3: the server's VAPID public key, an uncompressed P-256 point in base64url.
+        registry.add_capability(WEBPUSH_VAPID, {"applicationServerKey": self.vapid.public_key})
+        subscription.register(registry, self.subscriptions)
+
+    # -- single-use tokens for the event source and WebSocket URLs (browsers cannot set headers there)
+
+    def issue_access_token(self, user_id: int) -> tuple[str, int]:
+        token = "tdp_" + secrets.token_urlsafe(32)
+        expires = int(time.time()) + ACCESS_TOKEN_TTL
+        with self.store.push(write=True) as tx:
+            tx.add_access_token(_digest(token), user_id, expires)
+        return token, expires
+
+    def redeem_access_token(self, token: str) -> int | None:
+        if not token or len(token) > 200:
+            return None
+        with self.store.push(write=True) as tx:
+            return tx.redeem_access_token(_digest(token), int(time.time()))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
