@@ -17,6 +17,7 @@ import uvicorn
 
 from tidings.config import load
 from tidings.http.app import App
+from tidings.serve import Server
 from tidings.server import Tidings
 
 from .stores import store_for
@@ -41,8 +42,12 @@ def basic(user: str, password: str) -> str:
 class LiveServer:
     """The real ASGI app under uvicorn on 127.0.0.1, port chosen by the kernel, in a thread."""
 
-    def __init__(self, tidings: Tidings, *, tls: tuple[str, str] | None = None) -> None:
-        """`tls`: (certificate file, key file) to serve HTTPS, as `tidings serve --tls-cert/--tls-key`."""
+    def __init__(
+        self, tidings: Tidings, *, tls: tuple[str, str] | None = None, mail: dict[str, Any] | None = None
+    ) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS, as `tidings serve --tls-cert/--tls-key`.
+        `mail`: also run the mail transports (LMTP/SMTP as configured, the outbound queue), with these
+        queue worker options (e.g. {"mx_resolver": ..., "poll": 0.5})."""
         self.tidings = tidings
         self.app = App(tidings)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -56,12 +61,11 @@ class LiveServer:
             access_log=False,
             log_config=None,
             loop="asyncio",
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )
-        self.server = uvicorn.Server(config)
+        self.transports = tidings.mail_transports(**mail) if mail is not None else None
+        self.server = Server(config, self.transports)
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:

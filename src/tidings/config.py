@@ -70,12 +70,25 @@ SCHEMA = _options(
     Option("sqlite_synchronous", str, "FULL", "SQLite synchronous mode; FULL makes every commit durable."),
     Option("log_level", str, "info", "Logging level: debug, info, warning, error."),
     Option("access_log", bool, True, "Log one line per HTTP request to stderr."),
-    Option(
-        "allow_insecure_push",
-        bool,
-        False,
-        "Let push subscriptions use http:// URLs and loopback or private addresses (tests and development only).",
-    ),
+    # Mail flow (docs/mailflow.md): delivery in, the outbound queue, DKIM, vacation responses.
+    Option("lmtp", str, "", "HOST:PORT of the LMTP listener (RFC 2033) for delivery from a local MTA; empty: off."),
+    Option("smtp", str, "", "HOST:PORT of the SMTP listener for mail to local users from the internet; empty: off."),
+    Option("hostname", str, "", "This server's name in SMTP greetings and Received fields (default: the FQDN)."),
+    Option("local_domains", list, [], "Mail domains delivered here (default: [domain]); no others are accepted."),
+    Option("aliases", dict, {}, "Table of address -> user (login or address) for extra addresses."),
+    Option("catch_all", dict, {}, "Table of domain -> user receiving mail for unknown addresses of that domain."),
+    Option("max_message_size", int, 50_000_000, "Largest message accepted or sent, in octets (SMTP SIZE)."),
+    Option("duplicate_window", int, 86400, "Seconds within which a repeated delivery of a message is dropped."),
+    Option("smtp_relay", str, "", "HOST:PORT of a smarthost for outgoing mail; empty: deliver to the MX hosts."),
+    Option("smtp_relay_user", str, "", "User name for SMTP AUTH at the smarthost (empty: no AUTH)."),
+    Option("smtp_relay_password", str, "", "Password for SMTP AUTH at the smarthost."),
+    Option("smtp_relay_starttls", bool, False, "Require STARTTLS with the smarthost."),
+    Option("queue_retry", list, [60, 300, 900, 1800, 3600, 7200, 14400], "Seconds between delivery attempts."),
+    Option("queue_give_up", int, 432000, "Seconds after which an undeliverable message is returned (a DSN)."),
+    Option("dkim_selector", str, "", "DKIM selector; with dkim_key_file, outgoing mail from local domains is signed."),
+    Option("dkim_key_file", str, "", "PEM private key (RSA or Ed25519) for DKIM signing."),
+    Option("vacation_days", int, 7, "A vacation response replies to one sender at most once in this many days."),
+    Option("max_delayed_send", int, 604800, "Longest FUTURERELEASE hold, in seconds (maxDelayedSend; 0: off)."),
 )
 
 
@@ -111,6 +124,12 @@ def _coerce(option: Option, raw: Any, origin: str) -> Any:
                 raise ConfigError(f"{origin}: {option.name} must be an integer, not {raw!r}") from None
         if kind is list:
             return [part.strip() for part in text.split(",") if part.strip()]
+        if kind is dict:
+            # KEY=VALUE pairs, comma-separated (e.g. TIDINGS_ALIASES="postmaster@x=alice,info@x=bob").
+            pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ConfigError(f"{origin}: {option.name} must be KEY=VALUE pairs, not {raw!r}")
+            return {key.strip(): value.strip() for key, value in pairs}
     if kind is int and isinstance(raw, bool):
         raise ConfigError(f"{origin}: {option.name} must be an integer")
     if not isinstance(raw, kind):

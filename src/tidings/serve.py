@@ -9,8 +9,28 @@ import uvicorn
 
 from .http.app import App
 from .server import Tidings
+from .smtp.service import MailTransports
 
 log = logging.getLogger("tidings")
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, with the mail transports (LMTP/SMTP listeners, outbound queue) started before
+    it and stopped after it on the same event loop: SIGTERM/SIGINT stop them cleanly too."""
+
+    def __init__(self, config: uvicorn.Config, transports: MailTransports | None = None) -> None:
+        super().__init__(config)
+        self.transports = transports
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.transports is not None:
+            await self.transports.start()
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.transports is not None:
+            await self.transports.stop()
 
 
 def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = None) -> int:
@@ -20,18 +40,13 @@ def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = Non
     # With a certificate the server speaks HTTPS only; the session's URLs then start with https://
     # and wss:// (the scheme comes from the connection, see App.base_url).
     tls = bool(config.tls_cert)
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
             loop="uvloop",
             http="httptools",
-            # RFC 8887 over the websockets library; no per-message deflate, which costs hundreds of
-            # kilobytes per idle connection, and frames up to the API's own request limit.
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            ws_max_size=tidings.limits.max_size_request + 65536,
             lifespan="on",
             access_log=False,
             log_config=None,
@@ -40,7 +55,8 @@ def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = Non
             timeout_graceful_shutdown=10,
             ssl_certfile=config.tls_cert or None,
             ssl_keyfile=config.tls_key or None,
-        )
+        ),
+        tidings.mail_transports(),
     )
     log.info("listening on %s://%s:%d", "https" if tls else "http", host, port)
     try:

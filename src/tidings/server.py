@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from . import blob
 from .accounts import Accounts
 from .blob import Blobs
-from .config import Config
+from .config import Config, parse_hostport
 from .jmap import core
 from .jmap.context import CORE, Account, CoreLimits, Principal
 from .jmap.dispatch import Outcome, process_request
@@ -21,10 +21,12 @@ from .jmap.request import Request
 from .jmap.session import session_object
 from .mail import MAIL, MailFeature
 from .mail.mailbox import provision
-from .push.bus import ChangeBus, LocalBus
-from .push.feature import WEBSOCKET, PushFeature
+from .mail.mailflow import MailFlowFeature
 from .store.base import Store, StoreError, User
 from .store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from .smtp.service import MailTransports
 
 log = logging.getLogger("tidings")
 
@@ -73,9 +75,6 @@ class Tidings:
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config)
-        # Every commit goes onto the change bus; push consumers listen there (docs/architecture.md).
-        self.bus: ChangeBus = LocalBus()
-        self.store.subscribe(self.bus.publish)
         self.limits = core_limits(config)
         self.registry = Registry()
         core.register(self.registry, self.limits)
@@ -83,14 +82,21 @@ class Tidings:
         blob.register(self.registry, self.blobs)
         self.mail = MailFeature(max_size_attachments=config.max_size_upload, domain=config.domain, blobs=self.blobs)
         self.mail.register(self.registry)
-        self.push = PushFeature(
+        self.hostname = config.hostname or socket.getfqdn()
+        self.mailflow = MailFlowFeature(
             self.store,
-            self.bus,
-            allow_insecure=config.allow_insecure_push,
-            server_hosts=server_hosts(config),
-            domain=config.domain,
+            self.mail.emails,
+            hostname=self.hostname,
+            local_domains=config.local_domains or [config.domain],
+            aliases=config.aliases,
+            catch_all=config.catch_all,
+            max_message_size=config.max_message_size,
+            max_delayed_send=config.max_delayed_send,
+            give_up=config.queue_give_up,
+            duplicate_window=config.duplicate_window,
+            vacation_days=config.vacation_days,
         )
-        self.push.register(self.registry)
+        self.mailflow.register(self.registry)
         self.services = Services(self.store, self.blobs, self.mail)
         self.accounts = Accounts(self.store, config.domain, [provision])
         self._principals: dict[int, Principal] = {}
@@ -129,27 +135,41 @@ class Tidings:
             upload_url=f"{base_url}/jmap/upload/{{accountId}}/",
             event_source_url=f"{base_url}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}",
         )
-        # RFC 8887 §3: the WebSocket URL; set after the state is computed, which must not depend on it.
-        if WEBSOCKET in session["capabilities"]:
-            ws_base = "ws" + base_url[4:] if base_url.startswith("http") else base_url
-            session["capabilities"] = {
-                **session["capabilities"],
-                WEBSOCKET: {**session["capabilities"][WEBSOCKET], "url": f"{ws_base}/jmap/ws"},
-            }
         return session
 
+    def mail_transports(self, **worker_options: Any) -> MailTransports:
+        """The LMTP/SMTP listeners and the outbound queue worker, as configured (docs/mailflow.md);
+        started on the server's event loop by serve.py. `worker_options` are for tests."""
+        from .smtp.dkim import Signer
+        from .smtp.outbound import QueueWorker, Relay
+        from .smtp.service import Listen, MailTransports
+
+        config, mailflow = self.config, self.mailflow
+        relay = None
+        if config.smtp_relay:
+            host, port = parse_hostport(config.smtp_relay)
+            relay = Relay(host, port, config.smtp_relay_user, config.smtp_relay_password, config.smtp_relay_starttls)
+        signer = None
+        if config.dkim_selector and config.dkim_key_file:
+            key = Path(config.dkim_key_file).expanduser().read_bytes()
+            signer = Signer(config.dkim_selector, key, mailflow.resolver.local_domains)
+        worker = QueueWorker(
+            self.store,
+            mailflow.delivery,
+            mailflow.resolver,
+            hostname=self.hostname,
+            retry=[float(r) for r in config.queue_retry],
+            relay=relay,
+            signer=signer,
+            housekeeping_horizon=max(config.duplicate_window, config.vacation_days * 86400),
+            **worker_options,
+        )
+        lmtp = Listen(*parse_hostport(config.lmtp)) if config.lmtp else None
+        smtp = Listen(*parse_hostport(config.smtp)) if config.smtp else None
+        return MailTransports(self.store, mailflow, worker, hostname=self.hostname, lmtp=lmtp, smtp=smtp)
+
     def close(self) -> None:
-        self.bus.close()
         self.store.close()
-
-
-def server_hosts(config: Config) -> list[str]:
-    """Names this server answers to: push subscriptions may not point at them (RFC 8620 §8.6)."""
-    hosts = [urlsplit(config.public_url).hostname or "" if config.public_url else ""]
-    host = config.http.rpartition(":")[0].strip("[]")
-    if host not in ("", "0.0.0.0", "::"):
-        hosts.append(host)
-    return [h for h in hosts if h]
 
 
 __all__ = ["MAIL", "Tidings"]

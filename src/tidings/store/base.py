@@ -16,6 +16,12 @@ Theory of operation
   listeners told of the new states (push).
 * Optimistic concurrency: ifInState is compared inside the write transaction, so no other writer can
   change the state between the check and the write.
+* The outbound queue (`Outbound`, `OutboundQueue`) is written in two ways: an account's write
+  transaction adds an entry together with whatever asked for it (a submission, a vacation reply) and
+  records an attempt's outcome together with the submission's deliveryStatus; `Store.outbound_queue`
+  leases due entries across accounts. A lease is taken with one atomic statement (UPDATE ... WHERE
+  the lease is free or expired ... RETURNING), so no two workers, in one process or many, hold the
+  same entry; recording an attempt releases it. A worker that dies loses its leases when they expire.
 """
 
 from __future__ import annotations
@@ -305,6 +311,10 @@ class Directory(ABC):
     @abstractmethod
     def user_for_token(self, token_hash: str) -> User | None: ...
 
+    @abstractmethod
+    def user_by_address(self, address: str) -> User | None:
+        """The user whose address this is, compared case-insensitively."""
+
 
 class Mailboxes(ABC):
     @abstractmethod
@@ -397,12 +407,195 @@ class PushSubscriptions(ABC):
         """The user id of an unexpired token, removing the token so it cannot be used again."""
 
 
+# -- Mail flow (RFC 8621 §6–8): identities, submissions, the outbound queue, delivery bookkeeping --
+
+
+@dataclass
+class IdentityRow:
+    """An Identity (RFC 8621 §6); reply_to and bcc are EmailAddress[] values or None."""
+
+    id: int
+    name: str
+    email: str
+    reply_to: list[dict[str, Any]] | None
+    bcc: list[dict[str, Any]] | None
+    text_signature: str
+    html_signature: str
+    may_delete: bool
+
+
+class Identities(ABC):
+    """The identities of one account."""
+
+    @abstractmethod
+    def all(self) -> list[IdentityRow]: ...
+
+    @abstractmethod
+    def insert(self, row: IdentityRow) -> int: ...
+
+    @abstractmethod
+    def update(self, identity_id: int, fields: dict[str, Any]) -> None:
+        """Set fields by their IdentityRow names (name, reply_to, bcc, text_signature, html_signature)."""
+
+    @abstractmethod
+    def delete(self, identity_id: int) -> None: ...
+
+
+@dataclass
+class SubmissionRow:
+    """An EmailSubmission (RFC 8621 §7) as stored.
+
+    identity_id, email_id and thread_id are wire ids; envelope the JSON Envelope; delivery_status
+    maps each recipient to its DeliveryStatus object; send_at and created_at are epoch seconds.
+    """
+
+    id: int
+    identity_id: str
+    email_id: str
+    thread_id: str
+    envelope: dict[str, Any]
+    send_at: int
+    undo_status: str
+    delivery_status: dict[str, dict[str, str]]
+    dsn_blob_ids: list[str]
+    mdn_blob_ids: list[str]
+    created_at: int
+
+
+class Submissions(ABC):
+    """The email submissions of one account."""
+
+    @abstractmethod
+    def rows(self, ids: list[int] | None) -> list[SubmissionRow]:
+        """The submissions with these ids (every one when None), ordered by id."""
+
+    @abstractmethod
+    def insert(self, row: SubmissionRow) -> int: ...
+
+    @abstractmethod
+    def update(self, submission_id: int, fields: dict[str, Any]) -> None:
+        """Set fields by their SubmissionRow names (undo_status, delivery_status, dsn_blob_ids, mdn_blob_ids)."""
+
+    @abstractmethod
+    def delete(self, submission_id: int) -> None:
+        """Remove the record only: a queued delivery of it goes on (RFC 8621 §7.5), unlinked."""
+
+
+@dataclass
+class QueueEntry:
+    """One message in the outbound queue.
+
+    `recipients` holds [address, state, last reply] with state "pending", "sent" or "failed".
+    `mail_from` is "" for the null reverse-path. Times are epoch seconds (float).
+    """
+
+    id: int
+    account_id: str
+    submission_id: int | None
+    blob_id: str
+    mail_from: str
+    recipients: list[list[str]]
+    created_at: float
+    due_at: float
+    expires_at: float
+    attempts: int = 0
+    last_error: str | None = None
+
+
+class Outbound(ABC):
+    """The outbound queue entries of one account, written in the account's transaction (so a
+    submission and its queue entry commit together, and so does an attempt's outcome with the
+    submission's deliveryStatus)."""
+
+    @abstractmethod
+    def enqueue(self, entry: QueueEntry) -> int: ...
+
+    @abstractmethod
+    def get(self, entry_id: int) -> QueueEntry | None: ...
+
+    @abstractmethod
+    def reschedule(
+        self, entry_id: int, recipients: list[list[str]], due_at: float, attempts: int, last_error: str | None
+    ) -> None:
+        """Record an attempt that left recipients pending, and release the lease."""
+
+    @abstractmethod
+    def delete(self, entry_id: int) -> None:
+        """The entry is done (every recipient sent or failed)."""
+
+    @abstractmethod
+    def cancel(self, submission_id: int, now: float) -> bool:
+        """Delete the submission's entry if no attempt has begun (not tried, not leased); True if so."""
+
+
+class OutboundQueue(ABC):
+    """The queue across accounts, for the workers that send it."""
+
+    @abstractmethod
+    def claim(self, owner: str, now: float, lease_until: float, limit: int) -> list[QueueEntry]:
+        """Atomically lease up to `limit` due entries (due_at <= now) whose lease is free or expired
+        (lease_until < now). Two claimers never get the same entry while its lease runs."""
+
+    @abstractmethod
+    def release(self, owner: str) -> int:
+        """Free every lease `owner` holds (a clean shutdown), so others may send at once."""
+
+    @abstractmethod
+    def next_due(self) -> float | None:
+        """The earliest time an entry may be claimed (its due_at, or its lease's end), if any."""
+
+
+@dataclass
+class VacationRow:
+    """A VacationResponse (RFC 8621 §8); dates are epoch seconds or None."""
+
+    is_enabled: bool = False
+    from_date: int | None = None
+    to_date: int | None = None
+    subject: str | None = None
+    text_body: str | None = None
+    html_body: str | None = None
+
+
+class MailFlowLog(ABC):
+    """Per account: the vacation response, whom it replied to, and which messages were delivered
+    (duplicate suppression)."""
+
+    @abstractmethod
+    def vacation(self) -> VacationRow: ...
+
+    @abstractmethod
+    def set_vacation(self, row: VacationRow) -> None: ...
+
+    @abstractmethod
+    def vacation_replied_since(self, sender: str, since: int) -> bool:
+        """Whether the vacation response replied to this sender (lower-cased address) at or after `since`."""
+
+    @abstractmethod
+    def log_vacation_reply(self, sender: str, at: int) -> None: ...
+
+    @abstractmethod
+    def delivered_since(self, message_id: str, target: str, since: int) -> bool:
+        """Whether this message id was delivered to this target at or after `since`."""
+
+    @abstractmethod
+    def log_delivery(self, message_id: str, target: str, at: int) -> None: ...
+
+    @abstractmethod
+    def forget_before(self, before: int) -> None:
+        """Drop delivery and vacation-reply records older than `before`."""
+
+
 class Transaction(ABC):
     """A snapshot of one account (read) or a write transaction on it."""
 
     account_id: str
     mailboxes: Mailboxes
     emails: Emails
+    identities: Identities
+    submissions: Submissions
+    outbound: Outbound
+    mailflow: MailFlowLog
 
     @abstractmethod
     def state(self, type_name: str) -> str: ...
@@ -445,11 +638,17 @@ class Store(ABC):
     def write(self, account_id: str) -> AbstractContextManager[Transaction]: ...
 
     @abstractmethod
-    def directory(self, *, write: bool = False) -> AbstractContextManager[Directory]: ...
+    def directory(self, *, write: bool = False) -> AbstractContextManager[Directory]:
+        """Users and tokens. A read (write=False) may be opened inside a running account transaction
+        of the same thread (mail delivery and submission look users up while writing)."""
 
     @abstractmethod
     def push(self, *, write: bool = False) -> AbstractContextManager[PushSubscriptions]:
         """Push subscriptions and push tokens, in one transaction (see `PushSubscriptions`)."""
+
+    @abstractmethod
+    def outbound_queue(self) -> AbstractContextManager[OutboundQueue]:
+        """The outbound queue across accounts, in one write transaction (see `OutboundQueue`)."""
 
     @abstractmethod
     def account_exists(self, account_id: str) -> bool: ...

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..base import Directory, PushSubscriptions, Store, StoreError, account_pk
+from ..base import Directory, OutboundQueue, PushSubscriptions, Store, StoreError, account_pk
 from ..blobs import FileBlobStore
 from .connection import LATEST, connect, migrate, schema_version
 from .directory import SqliteDirectory
+from .outbound import SqliteOutboundQueue
 from .push import SqlitePushSubscriptions
 from .transaction import SqliteTransaction
 
@@ -108,6 +109,10 @@ class SqliteStore(Store):
     @contextmanager
     def directory(self, *, write: bool = False) -> Iterator[Directory]:
         conn = self._conn()
+        if not write and getattr(self._local, "active", None) is not None:
+            # A lookup inside a running account transaction on this thread reads in that transaction.
+            yield SqliteDirectory(conn)
+            return
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield SqliteDirectory(conn)
@@ -122,6 +127,17 @@ class SqliteStore(Store):
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield SqlitePushSubscriptions(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def outbound_queue(self) -> Iterator[OutboundQueue]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield SqliteOutboundQueue(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -79,3 +79,10 @@ class SqliteDirectory(Directory):
             (token_hash,),
         ).fetchone()
         return _user(row)
+
+    def user_by_address(self, address: str) -> User | None:
+        row = self.conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM {_USER_FROM} WHERE lower(u.address) = lower(?) ORDER BY u.id LIMIT 1",
+            (address,),
+        ).fetchone()
+        return _user(row)

@@ -10,7 +10,11 @@ from contextlib import contextmanager
 from ...jmap.methods import Changes
 from ..base import BlobInfo, StoreError, Transaction
 from .emails import SqliteEmails
+from .identities import SqliteIdentities
 from .mailboxes import SqliteMailboxes
+from .mailflow import SqliteMailFlowLog
+from .outbound import SqliteOutbound
+from .submissions import SqliteSubmissions
 
 
 class SqliteTransaction(Transaction):
@@ -21,6 +25,10 @@ class SqliteTransaction(Transaction):
         self.writable = writable
         self.mailboxes = SqliteMailboxes(conn, account_pk)
         self.emails = SqliteEmails(conn, account_pk)
+        self.identities = SqliteIdentities(conn, account_pk)
+        self.submissions = SqliteSubmissions(conn, account_pk)
+        self.outbound = SqliteOutbound(conn, account_pk)
+        self.mailflow = SqliteMailFlowLog(conn, account_pk)
         self._savepoints = 0
         # Write bookkeeping: the account's change counter and the latest change per type.
         self.modseq = 0
@@ -50,7 +58,8 @@ class SqliteTransaction(Transaction):
 
     def _since(self, type_name: str, since: str) -> int | None:
         """The change number a state string stands for, or None when changes cannot be computed."""
-        if not since.isdigit() or len(since) > 18:
+        # ASCII digits only: str.isdigit() also accepts "١" or "²", which are no state of ours.
+        if not (since.isascii() and since.isdigit()) or len(since) > 18:
             return None
         number = int(since)
         row = self.conn.execute("SELECT modseq, horizon FROM accounts WHERE id = ?", (self.account_pk,)).fetchone()

@@ -1,0 +1,228 @@
+"""Delivery in: LMTP (RFC 2033) from a local MTA and SMTP (RFC 5321) from the internet.
+
+Thin aiosmtpd hooks: RCPT resolves the address (mail/delivery.py `Resolver`), DATA checks the
+bytes and hands them to `Delivery.deliver`, the one path into a mailbox, in a thread. The reply to
+DATA is sent only after the message is durably stored (the blob fsynced, the transaction
+committed with synchronous=FULL): a crash after a 250 loses nothing. LMTP answers DATA once per
+accepted recipient (RFC 2033 §4.2); SMTP answers once, 250 only when every recipient has it.
+
+The SMTP listener accepts mail for the local domains only, and has no AUTH: it is never a relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from concurrent.futures import Executor
+from email.utils import formatdate
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ..mail.delivery import Delivery, Recipient, Resolver
+from . import replies
+
+log = logging.getLogger("tidings.smtp")
+
+MAX_RECIPIENTS = 1000
+
+
+def content_problem(raw: bytes, smtp_utf8: bool) -> str | None:
+    """The reply for a message that must be refused, or None."""
+    if b"\x00" in raw:
+        return replies.NUL_BYTES
+    # Every CR and LF must be part of a CRLF pair (RFC 5321 §2.3.8; RFC 5322 §2.3).
+    pairs = raw.count(b"\r\n")
+    if raw.count(b"\n") != pairs or raw.count(b"\r") != pairs:
+        return replies.BARE_LINE_ENDING
+    end = raw.find(b"\r\n\r\n")
+    head = raw if end < 0 else raw[: end + 2]
+    if not head.strip() or b":" not in head.split(b"\r\n", 1)[0]:
+        return replies.NO_HEADERS
+    if not smtp_utf8 and not head.isascii():
+        return replies.EIGHT_BIT_HEADERS
+    return None
+
+
+def _printable(text: str | None, limit: int = 255) -> str:
+    cleaned = "".join(c if 32 < ord(c) < 127 else "?" for c in (text or "unknown"))
+    return cleaned[:limit]
+
+
+class Handler:
+    """The aiosmtpd handler for both listeners; `lmtp` chooses the per-recipient replies."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        resolver: Resolver,
+        executor: Executor,
+        *,
+        hostname: str,
+        lmtp: bool,
+    ) -> None:
+        self.delivery = delivery
+        self.resolver = resolver
+        self.executor = executor
+        self.hostname = hostname
+        self.lmtp = lmtp
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        # RFC 2033 §5 (LMTP) requires PIPELINING and ENHANCEDSTATUSCODES; both hold for SMTP too.
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        # aiosmtpd gives the null reverse-path (RFC 5321 §4.5.5) as "<>"; it is "" from here on.
+        envelope.mail_from = "" if address == "<>" else address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return replies.TOO_MANY_RECIPIENTS
+        if rcpt_options:
+            return replies.RCPT_PARAMETERS
+        if "@" not in address or any(ord(c) < 33 for c in address):
+            return replies.BAD_RECIPIENT
+        loop = asyncio.get_running_loop()
+        try:
+            recipient = await loop.run_in_executor(self.executor, self.resolver.resolve, address)
+        except Exception:
+            log.exception("recipient lookup failed for %r", address)
+            return replies.LOOKUP_FAILED
+        if recipient is None:
+            if not self.lmtp and not self.resolver.is_local(address):
+                return replies.RELAY_DENIED
+            return replies.UNKNOWN_USER
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        _recipients(envelope).append(recipient)
+        return replies.RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        recipients = _recipients(envelope)
+        problem = content_problem(raw, envelope.smtp_utf8)
+        if problem is not None:
+            return self._reply([problem] * len(recipients))
+        trace = self.received(session, envelope, recipients)
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(
+            self.executor, self._deliver_all, raw, envelope.mail_from or "", recipients, trace
+        )
+        if self.lmtp:
+            return self._reply(results)
+        # SMTP has one reply: 250 only if every recipient has the message; otherwise the client
+        # retries the whole message, and recipients who have it already drop the copy (duplicates).
+        if all(r.startswith("2") for r in results):
+            return replies.DELIVERED
+        return next(r for r in results if not r.startswith("2"))
+
+    def _reply(self, lines: list[str]) -> str:
+        if self.lmtp:
+            # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+            return "\r\n".join(lines)
+        return lines[0]
+
+    def _deliver_all(self, raw: bytes, mail_from: str, recipients: list[Recipient], trace: bytes) -> list[str]:
+        results = []
+        for recipient in recipients:
+            try:
+                outcome = self.delivery.deliver(raw, recipient, mail_from=mail_from, trace=trace)
+            except Exception:
+                log.exception("delivery to %s failed", recipient.address)
+                results.append(replies.STORE_FAILED)
+                continue
+            results.append(replies.DUPLICATE if outcome.duplicate else replies.DELIVERED)
+        return results
+
+    def received(self, session: Session, envelope: Envelope, recipients: list[Recipient]) -> bytes:
+        """The Received field of this hop (RFC 5321 §4.4; protocol names of RFC 3848, RFC 6531 §3.7.3)."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        helo = _printable(session.host_name)
+        if self.lmtp:
+            protocol = "UTF8LMTP" if envelope.smtp_utf8 else "LMTP"
+        elif envelope.smtp_utf8:
+            protocol = "UTF8SMTP"
+        else:
+            protocol = "ESMTP" if session.extended_smtp else "SMTP"
+        field = (
+            f"Received: from {helo} ([{_printable(peer)}])\r\n"
+            f"\tby {self.hostname} with {protocol} id {secrets.token_hex(8)}"
+        )
+        if len(recipients) == 1:
+            field += f"\r\n\tfor <{recipients[0].address}>"
+        field += f"; {formatdate(localtime=False)}\r\n"
+        return field.encode("utf-8", "surrogateescape")
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.exception("SMTP session error", exc_info=error)
+        return replies.INTERNAL_ERROR
+
+
+def _recipients(envelope: Envelope) -> list[Recipient]:
+    found: list[Recipient] = vars(envelope).setdefault("resolved", [])
+    return found
+
+
+class LMTPServer(LMTP):
+    """aiosmtpd's LMTP with RFC 2033 §4.2 kept for aiosmtpd's own refusals after DATA too (line too
+    long, message too big): those replies are repeated once per accepted recipient."""
+
+    _in_data = False
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if text.startswith("354"):
+            self._in_data = True
+            await super().push(status)
+            return
+        if self._in_data:
+            self._in_data = False
+            count = len(self.envelope.rcpt_tos) if self.envelope is not None else 1
+            if "\r\n" not in text and count > 1:
+                await super().push("\r\n".join([text] * count))
+                return
+        await super().push(status)
+
+
+def listener_factory(handler: Handler, *, hostname: str, max_size: int, lmtp: bool) -> Callable[[], SMTP]:
+    loop = asyncio.get_running_loop()
+    cls = LMTPServer if lmtp else SMTP
+
+    def factory() -> SMTP:
+        return cls(
+            handler,
+            data_size_limit=max_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=hostname,
+            ident="Tidings",
+            loop=loop,
+        )
+
+    return factory
+
+
+async def start_listener(
+    handler: Handler, host: str, port: int, *, hostname: str, max_size: int, lmtp: bool
+) -> asyncio.base_events.Server:
+    loop = asyncio.get_running_loop()
+    factory = listener_factory(handler, hostname=hostname, max_size=max_size, lmtp=lmtp)
+    # With `tidings serve --workers N` every process listens on the same port (the kernel spreads
+    # connections over them): SO_REUSEPORT where the platform has it.
+    reuse_port = port != 0 and hasattr(socket, "SO_REUSEPORT")
+    server = await loop.create_server(factory, host=host or None, port=port, family=socket.AF_UNSPEC,
+                                      reuse_address=True, reuse_port=reuse_port)
+    return server
