@@ -61,6 +61,8 @@ class LiveServer:
             access_log=False,
             log_config=None,
             loop="asyncio",
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
             ssl_certfile=tls[0] if tls else None,
             ssl_keyfile=tls[1] if tls else None,
         )

@@ -70,6 +70,12 @@ SCHEMA = _options(
     Option("sqlite_synchronous", str, "FULL", "SQLite synchronous mode; FULL makes every commit durable."),
     Option("log_level", str, "info", "Logging level: debug, info, warning, error."),
     Option("access_log", bool, True, "Log one line per HTTP request to stderr."),
+    Option(
+        "allow_insecure_push",
+        bool,
+        False,
+        "Let push subscriptions use http:// URLs and loopback or private addresses (tests and development only).",
+    ),
     # Mail flow (docs/mailflow.md): delivery in, the outbound queue, DKIM, vacation responses.
     Option("lmtp", str, "", "HOST:PORT of the LMTP listener (RFC 2033) for delivery from a local MTA; empty: off."),
     Option("smtp", str, "", "HOST:PORT of the SMTP listener for mail to local users from the internet; empty: off."),

@@ -47,6 +47,11 @@ def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = Non
             port=port,
             loop="uvloop",
             http="httptools",
+            # RFC 8887 over the websockets library; no per-message deflate, which costs hundreds of
+            # kilobytes per idle connection, and frames up to the API's own request limit.
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=tidings.limits.max_size_request + 65536,
             lifespan="on",
             access_log=False,
             log_config=None,

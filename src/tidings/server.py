@@ -8,6 +8,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from . import blob
 from .accounts import Accounts
@@ -22,6 +23,8 @@ from .jmap.session import session_object
 from .mail import MAIL, MailFeature
 from .mail.mailbox import provision
 from .mail.mailflow import MailFlowFeature
+from .push.bus import ChangeBus, LocalBus
+from .push.feature import WEBSOCKET, PushFeature
 from .store.base import Store, StoreError, User
 from .store.sqlite import SqliteStore
 
@@ -75,6 +78,9 @@ class Tidings:
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
         self.store = store or open_store(config)
+        # Every commit goes onto the change bus; push consumers listen there (docs/architecture.md).
+        self.bus: ChangeBus = LocalBus()
+        self.store.subscribe(self.bus.publish)
         self.limits = core_limits(config)
         self.registry = Registry()
         core.register(self.registry, self.limits)
@@ -97,6 +103,14 @@ class Tidings:
             vacation_days=config.vacation_days,
         )
         self.mailflow.register(self.registry)
+        self.push = PushFeature(
+            self.store,
+            self.bus,
+            allow_insecure=config.allow_insecure_push,
+            server_hosts=server_hosts(config),
+            domain=config.domain,
+        )
+        self.push.register(self.registry)
         self.services = Services(self.store, self.blobs, self.mail)
         self.accounts = Accounts(self.store, config.domain, [provision])
         self._principals: dict[int, Principal] = {}
@@ -135,6 +149,13 @@ class Tidings:
             upload_url=f"{base_url}/jmap/upload/{{accountId}}/",
             event_source_url=f"{base_url}/jmap/eventsource/?types={{types}}&closeafter={{closeafter}}&ping={{ping}}",
         )
+        # RFC 8887 §3: the WebSocket URL; set after the state is computed, which must not depend on it.
+        if WEBSOCKET in session["capabilities"]:
+            ws_base = "ws" + base_url[4:] if base_url.startswith("http") else base_url
+            session["capabilities"] = {
+                **session["capabilities"],
+                WEBSOCKET: {**session["capabilities"][WEBSOCKET], "url": f"{ws_base}/jmap/ws"},
+            }
         return session
 
     def mail_transports(self, **worker_options: Any) -> MailTransports:
@@ -169,7 +190,17 @@ class Tidings:
         return MailTransports(self.store, mailflow, worker, hostname=self.hostname, lmtp=lmtp, smtp=smtp)
 
     def close(self) -> None:
+        self.bus.close()
         self.store.close()
+
+
+def server_hosts(config: Config) -> list[str]:
+    """Names this server answers to: push subscriptions may not point at them (RFC 8620 §8.6)."""
+    hosts = [urlsplit(config.public_url).hostname or "" if config.public_url else ""]
+    host = config.http.rpartition(":")[0].strip("[]")
+    if host not in ("", "0.0.0.0", "::"):
+        hosts.append(host)
+    return [h for h in hosts if h]
 
 
 __all__ = ["MAIL", "Tidings"]
