@@ -36,6 +36,13 @@ def _tls(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
 
 
+def _mail_flags(parser: argparse.ArgumentParser) -> None:
+    """Mail flow (docs/mailflow.md): delivery in over LMTP/SMTP, and where outgoing mail goes."""
+    parser.add_argument("--lmtp", metavar="HOST:PORT", help="LMTP listener for delivery from a local MTA")
+    parser.add_argument("--smtp", metavar="HOST:PORT", help="SMTP listener for mail to local users (no relaying)")
+    parser.add_argument("--smtp-relay", metavar="HOST:PORT", help="smarthost for outgoing mail (default: MX hosts)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tidings",
@@ -59,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, metavar="N", help="server processes (default 1; more need PostgreSQL)")
     _tls(serve)
+    _mail_flags(serve)
 
     demo = commands.add_parser("demo", help="create a demo user (if missing) and run the server")
     _common(demo)
@@ -71,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="let push subscriptions use http:// and loopback or private addresses (tests, development)",
     )
     _tls(demo)
+    _mail_flags(demo)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", metavar="ACTION")
     add = user.add_parser("add", help="create a user and their account")
@@ -276,6 +285,9 @@ def cmd_serve(args: argparse.Namespace, *, demo_password: str | None = None) -> 
         domain=getattr(args, "domain", None),
         log_level=getattr(args, "log_level", None),
         allow_insecure_push=getattr(args, "allow_insecure_push", None),
+        lmtp=getattr(args, "lmtp", None),
+        smtp=getattr(args, "smtp", None),
+        smtp_relay=getattr(args, "smtp_relay", None),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
     )
