@@ -17,6 +17,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +31,14 @@ def blob_id_for(data: bytes) -> str:
 
 def is_blob_id(value: str) -> bool:
     return BLOB_ID.fullmatch(value) is not None
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -101,6 +110,38 @@ class FileBlobStore:
             return writer.finish()
         finally:
             writer.abort()
+
+    def stage(self, data: bytes) -> tuple[str, Path | None]:
+        """Write a blob to a temporary file without waiting for the disk (None: it exists already).
+
+        For bulk writers: `install_staged` then makes a batch of them durable and visible at once."""
+        blob_id = blob_id_for(data)
+        if self.path(blob_id).is_file():
+            return blob_id, None
+        fd, name = tempfile.mkstemp(prefix=".staged-", dir=self.tmp_dir)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return blob_id, Path(name)
+
+    def install_staged(self, staged: list[tuple[str, Path]]) -> None:
+        """Durable before visible, for a batch: the staged files are fsynced concurrently (the file
+        system groups the flushes into few journal commits), renamed into place, and their
+        directories fsynced."""
+        if self.fsync and staged:
+            with ThreadPoolExecutor(max_workers=min(32, len(staged))) as pool:
+                list(pool.map(_fsync_file, [tmp for _, tmp in staged]))
+        directories: set[Path] = set()
+        for blob_id, tmp in staged:
+            target = self.path(blob_id)
+            if target.is_file():
+                tmp.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            directories.add(target.parent)
+        if self.fsync and directories:
+            with ThreadPoolExecutor(max_workers=min(32, len(directories))) as pool:
+                list(pool.map(_fsync_dir, directories))
 
     def _install(self, tmp: Path, blob_id: str) -> None:
         target = self.path(blob_id)
