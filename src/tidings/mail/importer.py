@@ -55,8 +55,6 @@ from .keywords import normalise_keyword
 
 DEFAULT_BATCH = 200
 MAX_MESSAGE_SIZE = 100_000_000
-_LINE = 1 << 16
-_ESCAPED_FROM = re.compile(rb">+From ")
 MAILDIR_FLAGS = {"S": "$seen", "R": "$answered", "F": "$flagged", "D": "$draft", "P": "$forwarded"}
 
 
@@ -125,62 +123,69 @@ def read_mbox(path: Path, max_size: int = MAX_MESSAGE_SIZE) -> Iterator[Item]:
         yield from _mbox_items(handle, str(path), max_size)
 
 
-def _mbox_items(handle: IO[bytes], name: str, max_size: int) -> Iterator[Item]:
-    parts: list[bytes] = []
-    size = 0
-    offset = 0
-    start = 0
-    date: int | None = None
+_SEPARATOR = re.compile(rb"\n\r?\nFrom ")
+_UNESCAPE = re.compile(rb"^>(>*From )", re.MULTILINE)
+_BLOCK = 1 << 20
+
+
+def _mbox_segments(handle: IO[bytes], max_size: int) -> Iterator[tuple[int, bytes | None]]:
+    """(file offset, octets) of each message of an mbox, its From line included; octets are None for
+    one larger than `max_size`. Read in blocks, so memory holds a block and one message at most."""
+    buffer = bytearray()
+    base = 0  # the file offset of buffer[0]
+    start = 0  # where the current message starts in the buffer
     too_large = False
-    line_start = True  # the next chunk begins a line
-    previous_blank = True  # the last complete line was empty (or there was none)
-    started = False
-
-    def finish(end: int) -> Item | None:
-        if not started and not parts:
-            return None
-        label = f"{name}@{start}"
-        if too_large:
-            return Item(label, (), None, error=f"larger than {max_size} octets", done=end)
-        body = b"".join(parts)
-        # The empty line before the next "From " belongs to the separator.
-        if body.endswith(b"\r\n"):
-            body = body[:-2]
-        elif body.endswith(b"\n"):
-            body = body[:-1]
-        if not body.strip():
-            return Item(label, (), None, error="empty message", done=end)
-        return Item(label, (), crlf(body), received_at=date, done=end)
-
     while True:
-        chunk = handle.readline(_LINE)
+        chunk = handle.read(_BLOCK)
+        search = max(start, len(buffer) - 8)  # a separator may straddle two blocks
+        buffer += chunk
+        while (found := _SEPARATOR.search(buffer, search)) is not None:
+            end = found.start() + 1  # the last line keeps its newline; the empty line is the separator's
+            yield base + start, None if too_large else bytes(buffer[start:end])
+            start = found.end() - len(b"From ")
+            search = start
+            too_large = False
         if not chunk:
-            break
-        chunk_start = offset
-        offset += len(chunk)
-        at_line_start = line_start
-        line_start = chunk.endswith(b"\n")
-        if at_line_start and previous_blank and chunk.startswith(b"From "):
-            item = finish(chunk_start)
-            if item is not None:
-                yield item
-            parts, size, too_large, started = [], 0, False, True
-            start = chunk_start
-            date = from_line_date(chunk)
-        else:
-            if at_line_start and chunk.startswith(b">") and _ESCAPED_FROM.match(chunk):
-                chunk = chunk[1:]
-            size += len(chunk)
-            if size > max_size:
-                too_large, parts = True, []
-            elif not too_large:
-                parts.append(chunk)
-            started = True
-        if at_line_start:
-            previous_blank = chunk in (b"\n", b"\r\n")
-    item = finish(offset)
-    if item is not None:
-        yield item
+            rest = bytes(buffer[start:])
+            if rest.endswith(b"\n\n") or rest.endswith(b"\n\r\n"):
+                rest = rest[: rest.rindex(b"\n", 0, len(rest) - 1) + 1]  # the final empty line
+            if rest.strip() or too_large:
+                yield base + start, None if too_large else rest
+            return
+        if start:
+            del buffer[:start]
+            base += start
+            start = 0
+        if len(buffer) > max_size:  # drop what is too much, keep looking for the next message
+            too_large = True
+            keep = len(buffer) - 8
+            del buffer[:keep]
+            base += keep
+
+
+def _mbox_items(handle: IO[bytes], name: str, max_size: int) -> Iterator[Item]:
+    first = True
+    for offset, data in _mbox_segments(handle, max_size):
+        label = f"{name}@{offset}"
+        done = offset + (len(data) if data else 0)
+        if data is None:
+            yield Item(label, (), None, error=f"larger than {max_size} octets", done=done)
+            continue
+        date = None
+        if data.startswith(b"From "):
+            line_end = data.find(b"\n")
+            line_end = len(data) if line_end < 0 else line_end + 1
+            date = from_line_date(data[:line_end])
+            data = data[line_end:]
+        elif first and not data.strip():
+            continue  # empty lines before the first "From "
+        first = False
+        if not data.strip():
+            yield Item(label, (), None, error="empty message", done=done)
+            continue
+        if b">From " in data:  # mboxrd: one ">" less on ">From ", ">>From ", ...
+            data = _UNESCAPE.sub(rb"\1", data)
+        yield Item(label, (), crlf(data), received_at=date, done=done)
 
 
 def decode_mutf7(name: str) -> str:
@@ -496,17 +501,22 @@ class Importer:
     def _finish(self, stage: _Stage, progress: Progress | None) -> None:
         report = self.report
         prepared: list[tuple[Item, Prepared, int]] = []
+        staged: list[tuple[str, Path]] = []
         for item, work in stage.work:
             try:
-                blob_id, parsed, error = work.result() if isinstance(work, Future) else work
+                blob_id, parsed, staged_file, error = work.result() if isinstance(work, Future) else work
             except Exception as exc:  # a worker died: name the message, go on
-                blob_id, parsed, error = None, None, f"cannot parse: {type(exc).__name__}: {exc}"
+                blob_id, parsed, staged_file, error = None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
             if error is not None or blob_id is None or parsed is None:
                 report.failed.append((item.label, error or "cannot parse"))
                 continue
+            if staged_file is not None:
+                staged.append((blob_id, Path(staged_file)))
             received = item.received_at or received_time(parsed) or _header_date(parsed) or int(self.now())
             prepared.append((item, Prepared(blob_id, parsed), received))
         stage.work.clear()
+        # The blobs are durable before any email refers to them.
+        self.store.blobs.install_staged(staged)
         if prepared:
             self._commit(prepared)
         if progress is not None:
@@ -537,7 +547,7 @@ class Importer:
                 report.imported += 1
 
 
-Prepare = tuple[str | None, ParsedMessage | None, str | None]
+Prepare = tuple[str | None, ParsedMessage | None, str | None, str | None]
 
 
 @dataclass
@@ -547,14 +557,16 @@ class _Stage:
 
 
 def _prepare(blobs: FileBlobStore, raw: bytes) -> Prepare:
-    """(blob id, parsed message, None) or (None, None, why it cannot be imported)."""
+    """(blob id, parsed message, staged file or None, None), or (None, None, None, why it cannot be
+    imported). The blob is only staged: `Importer._finish` makes the batch's blobs durable at once."""
     try:
         parsed = parse_message(raw)
     except Exception as exc:  # the parser promises not to raise; never lose a message silently
-        return None, None, f"cannot parse: {type(exc).__name__}: {exc}"
+        return None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
     if not parsed.headers:
-        return None, None, "not a message: no header fields"
-    return blobs.put(raw), parsed, None
+        return None, None, None, "not a message: no header fields"
+    blob_id, staged = blobs.stage(raw)
+    return blob_id, parsed, str(staged) if staged else None, None
 
 
 _worker_blobs: FileBlobStore | None = None
