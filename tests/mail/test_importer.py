@@ -254,3 +254,28 @@ def test_import_while_serving(server: LiveServer, tidings: Tidings, tmp_path: Pa
     assert time.monotonic() - started < 60
     client.close()
     assert rebuild(tidings.store, account(tidings)).changed is False
+
+
+def test_a_failure_while_writing_leaves_the_rest_of_the_batch(tidings: Tidings, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast write (no savepoints) is rolled back and redone message by message."""
+    from tidings.mail import importer
+
+    real = importer.ingest
+
+    def flaky(tx, prepared, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if prepared.parsed.subject == "Two":
+            raise RuntimeError("disk on fire")
+        return real(tx, prepared, *args, **kwargs)
+
+    monkeypatch.setattr(importer, "ingest", flaky)
+    path = tmp_path / "in.mbox"
+    path.write_bytes(mbox(msg("One", "1@x"), msg("Two", "2@x"), msg("Three", "3@x")))
+    acc = account(tidings)
+    report = import_path(tidings.store, acc, path, workers=1, progress=False, mailbox="New")
+    assert report.imported == 2
+    assert [(label.rsplit("@", 1)[1], reason) for label, reason in report.failed] == [
+        (str(path.read_bytes().index(b"From ann", 1)), "RuntimeError: disk on fire")]
+    assert report.mailboxes_created == ["New"]
+    assert sorted(r.subject_sort for _, r in emails(tidings, acc)) == ["One", "Three"]
+    assert mailbox_counts(tidings, acc)["New"] == (2, 2, 2, 2)
