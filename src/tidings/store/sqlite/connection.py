@@ -34,9 +34,12 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=60000")
-    conn.execute("PRAGMA cache_size=-32000")
+    # Memory: every thread has its own connection, so each one's cache counts. 16 MB of page cache
+    # each and no memory-mapped I/O (a map per connection makes the same pages count once per
+    # thread) keep a server's memory bounded; the operating system caches the file anyway.
+    conn.execute("PRAGMA cache_size=-16000")
     conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA mmap_size=268435456")
+    conn.execute("PRAGMA mmap_size=0")
     conn.create_function("tidings_header_match", 3, _header_match, deterministic=True)
     return conn
 
