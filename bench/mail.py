@@ -54,9 +54,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_kb(pid: int) -> int:
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
@@ -183,7 +183,7 @@ def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def summarise(name: str, timings: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(timings), 2), "p95": round(percentile(timings, 95), 2),
-            "n": len(timings), "name": name}  # type: ignore[dict-item]
+            "min": round(min(timings), 2), "n": len(timings), "name": name}  # type: ignore[dict-item]
 
 
 def main() -> None:
@@ -239,6 +239,8 @@ def main() -> None:
             print(f"{name}: p50 {results[name]['p50']} ms, p95 {results[name]['p95']} ms ({n} clients);"
                   f" p50 {results[name + '_1']['p50']} ms alone", file=sys.stderr)
         results["rss_mb"] = round(rss_kb(process.pid) / 1024)
+        results["rss_anon_mb"] = round(rss_kb(process.pid, "RssAnon") / 1024)
+        results["load"] = os.getloadavg()[0]
         results["total_threads"] = first[0][1]["total"]
     finally:
         process.terminate()
@@ -258,7 +260,8 @@ def table(results: dict[str, Any]) -> str:
         if name in results:
             lines.append(f"| {name} | {results[name]['p50']} ms | {results[name]['p95']} ms |"
                          f" {results[name + '_1']['p50']} ms |")
-    lines.append(f"| server RSS | {results.get('rss_mb')} MB | | |")
+    lines.append(f"| server RSS | {results.get('rss_mb')} MB ({results.get('rss_anon_mb')} MB anonymous) | | |")
+    lines.append(f"| load average at the end | {results.get('load', 0):.1f} | | |")
     return "\n".join(lines)
 
 
