@@ -182,3 +182,33 @@ def split_mbox(data: bytes) -> Iterator[bytes]:
             current.append(line)
     if current:
         yield b"".join(current)
+
+
+def corpus_messages() -> list[tuple[str, bytes]]:
+    """Every message of the corpus as (corpus-relative path, bytes); mbox files give "path#n" (1-based)."""
+    out: list[tuple[str, bytes]] = []
+    for path in sorted(CORPUS.rglob("*")):
+        if not path.is_file() or path.name.startswith((".", "LICENSE", "README")):
+            continue
+        relative = path.relative_to(CORPUS).as_posix()
+        data = path.read_bytes()
+        if relative.endswith(".mbox.txt"):
+            out.extend((f"{relative}#{n}", raw) for n, raw in enumerate(split_mbox(data), 1))
+        else:
+            out.append((relative, data))
+    return out
+
+
+def corpus_message(label: str) -> bytes:
+    path, _, number = label.partition("#")
+    data = (CORPUS / path).read_bytes()
+    return list(split_mbox(data))[int(number) - 1] if number else data
+
+
+ALL_PROPERTIES = [
+    "id", "blobId", "threadId", "mailboxIds", "keywords", "size", "receivedAt", "messageId", "inReplyTo",
+    "references", "sender", "from", "to", "cc", "bcc", "replyTo", "subject", "sentAt", "hasAttachment", "preview",
+    "bodyStructure", "bodyValues", "textBody", "htmlBody", "attachments", "headers",
+]
+ALL_BODY_PROPERTIES = ["partId", "blobId", "size", "headers", "name", "type", "charset", "disposition", "cid",
+                       "language", "location", "subParts"]

@@ -246,6 +246,27 @@ def _mailbox(toks: list[_Tok]) -> EmailAddress | None:
     return {"name": name, "email": email}
 
 
+def _bare_addresses(toks: list[_Tok]) -> list[list[_Tok]]:
+    """Split "a@x.example b@y.example" (addresses missing their comma, common in the wild) into one token
+    run per address; any other element is left whole. Without this the addr-specs would be glued
+    together into one address that exists nowhere."""
+    if any(tok.kind == "angle" for tok in toks):
+        return [toks]
+    runs: list[list[_Tok]] = []
+    for tok in toks:
+        if tok.kind == "comment":
+            if runs:
+                runs[-1].append(tok)
+            continue
+        if not runs or (tok.space_before and tok.kind == "atom" and any(t.kind == "@" for t in runs[-1])):
+            runs.append([tok])
+        else:
+            runs[-1].append(tok)
+    if len(runs) > 1 and all(sum(t.kind == "@" for t in run) == 1 for run in runs):
+        return runs
+    return [toks]
+
+
 def as_grouped_addresses(raw: str) -> list[EmailAddressGroup]:
     """RFC 8621 §4.1.2.4: address-list with groups kept; other mailboxes in null groups."""
     groups: list[EmailAddressGroup] = []
@@ -255,17 +276,16 @@ def as_grouped_addresses(raw: str) -> list[EmailAddressGroup]:
 
     def finish() -> None:
         nonlocal loose
-        mailbox = _mailbox(elem)
+        mailboxes = [m for m in (_mailbox(run) for run in _bare_addresses(elem)) if m is not None]
         elem.clear()
-        if mailbox is None:
-            return
-        if group is not None:
-            group["addresses"].append(mailbox)
-        else:
-            if loose is None:
-                loose = []
-                groups.append({"name": None, "addresses": loose})
-            loose.append(mailbox)
+        for mailbox in mailboxes:
+            if group is not None:
+                group["addresses"].append(mailbox)
+            else:
+                if loose is None:
+                    loose = []
+                    groups.append({"name": None, "addresses": loose})
+                loose.append(mailbox)
 
     for tok in _tokenize(raw):
         if tok.kind == ",":
