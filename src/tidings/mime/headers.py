@@ -346,6 +346,10 @@ def format_utc_offset_date(value: datetime) -> str:
     return f"{base}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_TIME_SPACING = re.compile(r"\s*:\s*")
+
+
 def as_date(raw: str) -> str | None:
     """RFC 8621 §4.1.2.6: RFC 5322 date-time (obsolete syntax too) as an RFC 3339 Date.
 
@@ -356,6 +360,9 @@ def as_date(raw: str) -> str | None:
     text = unfold(raw).strip()
     if not text:
         return None
+    if "(" in text:
+        # RFC 5322 §4.3 obsolete date-time: CFWS may appear between the time's parts.
+        text = _TIME_SPACING.sub(":", _COMMENT.sub(" ", text)).strip()
     try:
         parsed = parsedate_tz(text)
     except (ValueError, TypeError, IndexError, OverflowError):

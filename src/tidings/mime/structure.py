@@ -78,8 +78,31 @@ class _Parser(BytesFeedParser):
             stack[-1].tidings_depth = len(stack) - 1
 
 
+# RFC 5322 §4.5 obs-optional: white space allowed between a field name and its colon.
+_OBS_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:", re.MULTILINE)
+_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
+
+
+def _fix_obsolete_field_names(raw: bytes) -> bytes:
+    """Drop white space before the colon in the top-level header fields, which the feed
+    parser would otherwise take for the start of the body. Values are left untouched."""
+    if not _OBS_FIELD_NAME.search(raw, 0, 64 * 1024):
+        return raw
+    lines = raw.splitlines(keepends=True)
+    changed = False
+    for i, line in enumerate(lines):
+        if not _FIELD_LINE.match(line):
+            break  # the end of the header, as the parser will see it
+        fixed = _OBS_FIELD_NAME.match(line)
+        if fixed:
+            lines[i] = fixed.group(1) + b":" + line[fixed.end():]
+            changed = True
+    return b"".join(lines) if changed else raw
+
+
 def parse_tree(raw: bytes) -> Message:
     """The stdlib MIME tree of ``raw``. Never raises: on parser failure, headers only."""
+    raw = _fix_obsolete_field_names(raw)
     try:
         parser = _Parser(_ParseMessage, policy=_POLICY)
         parser.feed(raw)
