@@ -73,7 +73,7 @@ def test_spec_grouped_addresses_example() -> None:
         ("", []),
         ("   ", []),
         ('"" <empty@example.com>', [{"name": None, "email": "empty@example.com"}]),
-        ("not an address", [{"name": None, "email": "notanaddress"}]),
+        ("not an address", [{"name": None, "email": "not an address"}]),
         ("Jörg <jörg@example.de>", [{"name": "Jörg", "email": "jörg@example.de"}]),
         ("unterminated <a@example.com", [{"name": "unterminated", "email": "a@example.com"}]),
     ],

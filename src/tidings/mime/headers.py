@@ -234,7 +234,11 @@ def _mailbox(toks: list[_Tok]) -> EmailAddress | None:
     for idx, tok in enumerate(toks):
         if tok.kind == "angle":
             return {"name": _phrase(toks[:idx]), "email": _angle_email(tok.text)}
-    email = _addr_spec(toks)
+    if any(tok.kind == "@" for tok in toks):
+        email = _addr_spec(toks)
+    else:
+        # No addr-spec at all (a half-typed draft, a bare name): keep the words apart.
+        email = " ".join(tok.text for tok in toks if tok.kind != "comment")
     if not email:
         return None
     name: str | None = None
