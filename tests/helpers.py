@@ -7,9 +7,10 @@ import base64
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import orjson
@@ -147,7 +148,9 @@ async def asgi_request(
     scope = {
         "type": "http",
         "method": method,
-        "path": path,
+        # As a server does: `path` percent-decoded, `raw_path` as sent.
+        "path": unquote(path),
+        "raw_path": path.encode(),
         "query_string": query.encode(),
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
         "scheme": "http",
@@ -167,7 +170,7 @@ async def asgi_request(
     out_headers: dict[str, str] = {}
     chunks: list[bytes] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
@@ -177,3 +180,22 @@ async def asgi_request(
 
     await app(scope, receive, send)
     return status, out_headers, b"".join(chunks)
+
+
+_FAST_HASH: str | None = None
+
+
+def fresh_user(tidings: Tidings, login: str) -> str:
+    """A new user with default mailboxes and a bearer token (no password hashing: quick)."""
+    from tidings.mail.mailbox import provision
+
+    global _FAST_HASH
+    if _FAST_HASH is None:
+        from tidings.accounts import hash_password
+
+        _FAST_HASH = hash_password("unused")
+    with tidings.store.directory(write=True) as directory:
+        user = directory.add_user(login, f"{login}@localhost", _FAST_HASH)
+    with tidings.store.write(user.account_id) as tx:
+        provision(tx)
+    return "Bearer " + tidings.accounts.create_token(login)

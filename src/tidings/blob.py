@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .jmap.context import CORE, CallContext
-from .jmap.errors import SetError, invalid_arguments
+from .jmap.errors import MethodError, SetError, invalid_arguments
 from .jmap.registry import Method, Registry
 from .jmap.types import is_string
 from .store.base import Store, Transaction
@@ -73,7 +73,13 @@ class Blobs:
         unknown = set(args) - {"fromAccountId", "accountId", "blobIds"}
         if unknown:
             raise invalid_arguments(f"Unknown arguments: {sorted(unknown)}.")
-        from_account = ctx.lookup_account(args.get("fromAccountId"), CORE)
+        try:
+            from_account = ctx.lookup_account(args.get("fromAccountId"), CORE)
+        except MethodError as error:
+            if error.kind != "accountNotFound":
+                raise
+            # RFC 8620 §6.3: an unknown fromAccountId has its own error.
+            raise MethodError("fromAccountNotFound", str(error)) from None
         blob_ids = args.get("blobIds")
         if not isinstance(blob_ids, list) or not all(is_string(b) for b in blob_ids):
             raise invalid_arguments("'blobIds' must be an array of ids.")

@@ -7,7 +7,9 @@ import getpass
 import logging
 import os
 import secrets
+import sqlite3
 import sys
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,13 @@ STORE_HELP = "postgresql://USER@HOST:PORT/DB to use PostgreSQL (default: $TIDING
 
 class CommandError(Exception):
     """A problem the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported on one line (the usage itself is under --help)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +53,13 @@ def _mail_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tidings",
         description="Tidings: a JMAP server (RFC 8620 core, RFC 8621 mail).",
         epilog="Configuration: TOML file < TIDINGS_* environment < flags; see docs/configuration.md.",
     )
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(parser_class=_Parser, dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server in the foreground")
     _common(serve)
@@ -81,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     _tls(demo)
     _mail_flags(demo)
 
-    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", metavar="ACTION")
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        parser_class=_Parser, dest="action", metavar="ACTION", required=True
+    )
     add = user.add_parser("add", help="create a user and their account")
     _common(add)
     add.add_argument("name")
@@ -97,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(remove)
     remove.add_argument("name")
 
-    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(dest="action", metavar="ACTION")
+    token = commands.add_parser("token", help="manage bearer tokens").add_subparsers(
+        parser_class=_Parser, dest="action", metavar="ACTION", required=True
+    )
     create = token.add_parser("create", help="create a bearer token for a user (printed once)")
     _common(create)
     create.add_argument("name")
@@ -124,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="target mailbox, '/' between levels, created if missing (default: Inbox)")
 
     conversations = commands.add_parser("conversations", help="the conversations (threads) index").add_subparsers(
-        dest="action", metavar="ACTION"
+        parser_class=_Parser, dest="action", metavar="ACTION"
     )
     rebuild = conversations.add_parser(
         "rebuild",
@@ -134,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name", metavar="USER", nargs="?", help="only this user (default: every user)")
 
     config = commands.add_parser("config", help="show the configuration").add_subparsers(
-        dest="action", metavar="ACTION"
+        parser_class=_Parser, dest="action", metavar="ACTION"
     )
     show = config.add_parser("show", help="print the effective configuration")
     _common(show)
@@ -360,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, ConfigError, AccountError, StoreError) as exc:
         print(f"tidings: error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.Error as exc:
+        # e.g. a data directory that is not writable, or a file there that is not our database.
+        print(f"tidings: error: the database cannot be used: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

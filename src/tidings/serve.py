@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -18,9 +21,29 @@ class Server(uvicorn.Server):
     """uvicorn's server, with the mail transports (LMTP/SMTP listeners, outbound queue) started before
     it and stopped after it on the same event loop: SIGTERM/SIGINT stop them cleanly too."""
 
-    def __init__(self, config: uvicorn.Config, transports: MailTransports | None = None) -> None:
+    def __init__(
+        self, config: uvicorn.Config, transports: MailTransports | None = None, app: App | None = None
+    ) -> None:
         super().__init__(config)
         self.transports = transports
+        self.tidings_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Tell the app first, so event streams end at once and only in-flight requests are waited for.
+        if self.tidings_app is not None:
+            self.tidings_app.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # After a graceful shutdown uvicorn re-raises the signal it caught, which kills the process by
+        # that signal (exit status -15, the store left unclosed). A shutdown we asked for is a clean
+        # exit: nothing is left for the base class to re-raise.
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         if self.transports is not None:
@@ -62,6 +85,7 @@ def run(tidings: Tidings, host: str, port: int, sock: socket.socket | None = Non
             ssl_keyfile=config.tls_key or None,
         ),
         tidings.mail_transports(),
+        app,
     )
     log.info("listening on %s://%s:%d", "https" if tls else "http", host, port)
     try:

@@ -113,11 +113,19 @@ class Tidings:
         self.push.register(self.registry)
         self.services = Services(self.store, self.blobs, self.mail)
         self.accounts = Accounts(self.store, config.domain, [provision])
-        self._principals: dict[int, Principal] = {}
+        # Per-request work that depends only on who the user is: the Principal and the session state
+        # (a digest of the session). Keyed by everything they are built from, so a renamed user or a
+        # changed address gets a new entry; the registry is fixed once the server is built.
+        self._principals: dict[tuple[int, str, str, str], Principal] = {}
+        self._session_states: dict[tuple[Any, ...], str] = {}
         self._lock = threading.Lock()
 
     def principal(self, user: User) -> Principal:
         """The session's view of a user: their own account with every account capability."""
+        key = (user.id, user.username, user.address, user.account_id)
+        found = self._principals.get(key)
+        if found is not None:
+            return found
         account = Account(
             id=user.account_id,
             name=user.address,
@@ -127,7 +135,12 @@ class Tidings:
         )
         primary = {name: user.account_id for name in self.registry.account_capabilities}
         primary[CORE] = user.account_id
-        return Principal(user.id, user.username, {account.id: account}, primary)
+        principal = Principal(user.id, user.username, {account.id: account}, primary)
+        with self._lock:
+            if len(self._principals) > 10_000:
+                self._principals.clear()
+            self._principals[key] = principal
+        return principal
 
     def api(self, principal: Principal, request: Request) -> Outcome:
         return process_request(
@@ -135,7 +148,19 @@ class Tidings:
         )
 
     def session_state(self, principal: Principal) -> str:
-        state: str = self.session(principal, "")["state"]
+        key = (
+            principal.user_id,
+            principal.username,
+            tuple((a.id, a.name, a.is_personal, a.is_read_only) for a in principal.accounts.values()),
+            tuple(principal.primary_accounts.items()),
+        )
+        state = self._session_states.get(key)
+        if state is None:
+            state = str(self.session(principal, "")["state"])
+            with self._lock:
+                if len(self._session_states) > 10_000:
+                    self._session_states.clear()
+                self._session_states[key] = state
         return state
 
     def session(self, principal: Principal, base_url: str) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote
 
+import orjson
+
 from ..jmap.context import Principal
 from ..jmap.errors import RequestError
 from ..jmap.request import parse_request
@@ -51,6 +53,17 @@ _DOWNLOAD = re.compile(r"/jmap/download/([^/]+)/([^/]+)/([^/]*)")
 _UPLOAD = re.compile(r"/jmap/upload/([^/]+)/?")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(\s*;.*)?")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# A media type from a URL goes into a response header: no control characters at all (RFC 9110 §5.5).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _raw_path(scope: Scope) -> str:
+    """The path as sent, still percent-encoded, so that each segment is decoded exactly once (an
+    encoded "/" in a file name stays inside its segment; "%2541" in a name stays "%41")."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes | bytearray):
+        return bytes(raw).decode("latin-1").split("?", 1)[0]
+    return quote(scope["path"], safe="/")
 
 
 class LimitExceeded(Exception):
@@ -92,6 +105,15 @@ class App:
         self.uploads = Slots(tidings.limits.max_concurrent_upload, "maxConcurrentUpload")
         self.log_requests = bool(tidings.config.access_log)
         self._gc_task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Event | None = None
+
+    def begin_shutdown(self) -> None:
+        """Ask long-lived responses (event streams) to end, so a graceful shutdown need not wait for
+        them; safe to call from a signal handler or another thread."""
+        loop, closing = self._loop, self._closing
+        if loop is not None and closing is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(closing.set)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -111,7 +133,9 @@ class App:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.hub.bind(asyncio.get_running_loop())
+                self._loop = asyncio.get_running_loop()
+                self._closing = asyncio.Event()
+                self.hub.bind(self._loop)
                 await self.tidings.push.pusher.start()
                 self._gc_task = asyncio.create_task(self._collect_garbage())
                 await send({"type": "lifespan.startup.complete"})
@@ -299,15 +323,16 @@ class App:
             try:
                 self.requests.acquire(user.id)
             except LimitExceeded as exc:
-                error = RequestError("limit", "Too many concurrent requests.", limit=exc.limit)
-                return 400, error
+                # 429 (RFC 6585 §4): the client may retry once one of its requests has finished.
+                return 429, RequestError("limit", "Too many concurrent requests.", status=429, limit=exc.limit)
             try:
                 # RFC 8620 §3.1: the request must be application/json (else notJSON).
                 if content_type != "application/json":
                     raise RequestError("notJSON", f"The request's content type is {content_type!r}.")
                 outcome = self.tidings.api(principal, parse_request(body))
                 note.extend(outcome.methods)
-                return 200, outcome.response
+                # Encoded here, off the event loop, like the rest of the request's work.
+                return 200, orjson.dumps(outcome.response)
             except RequestError as error:
                 return error.status, error
             finally:
@@ -320,12 +345,12 @@ class App:
             note.append(result.kind)
             await respond_problem(send, status, result.to_problem(), cors)
         else:
-            await respond_json(send, 200, result, [(b"cache-control", b"no-cache, no-store"), *cors])
+            await respond(send, 200, result, b"application/json", [(b"cache-control", b"no-cache, no-store"), *cors])
 
     # -- upload (RFC 8620 §6.1)
 
     async def upload(self, scope: Scope, receive: Receive, send: Send, cors: Headers) -> None:
-        match = _UPLOAD.fullmatch(scope["path"])
+        match = _UPLOAD.fullmatch(_raw_path(scope))
         found = await self.run(self._authenticate, scope)
         if found is None:
             await self.unauthorized(send, cors)
@@ -342,18 +367,23 @@ class App:
             return
         limit = self.tidings.limits.max_size_upload
         length = header(scope, b"content-length")
-        too_large = RequestError("limit", f"Uploads are limited to {limit} octets.", limit="maxSizeUpload")
+        # RFC 8620 §3.6.1 leaves the status of a limit problem to the server: 413 Content Too Large
+        # (RFC 9110 §15.5.14) for an upload over maxSizeUpload, 429 Too Many Requests (RFC 6585 §4)
+        # for one past maxConcurrentUpload.
+        too_large = RequestError(
+            "limit", f"Uploads are limited to {limit} octets.", status=413, limit="maxSizeUpload"
+        )
         if length is not None and length.isdigit() and int(length) > limit:
-            await respond_problem(send, 400, too_large.to_problem(), cors)
+            await respond_problem(send, 413, too_large.to_problem(), cors)
             return
         try:
             self.uploads.acquire(user.id)
         except LimitExceeded as exc:
-            error = RequestError("limit", "Too many concurrent uploads.", limit=exc.limit)
-            await respond_problem(send, 400, error.to_problem(), cors)
+            error = RequestError("limit", "Too many concurrent uploads.", status=429, limit=exc.limit)
+            await respond_problem(send, 429, error.to_problem(), cors)
             return
         media_type = (header(scope, b"content-type") or "application/octet-stream").strip()
-        if not _MEDIA_TYPE.fullmatch(media_type):
+        if not _MEDIA_TYPE.fullmatch(media_type) or _CONTROL.search(media_type):
             media_type = "application/octet-stream"
         writer = self.tidings.store.blobs.writer()
         try:
@@ -363,7 +393,7 @@ class App:
                     raise Disconnected
                 writer.write(message.get("body", b""))
                 if writer.size > limit:
-                    await respond_problem(send, 400, too_large.to_problem(), cors)
+                    await respond_problem(send, 413, too_large.to_problem(), cors)
                     return
                 if not message.get("more_body", False):
                     break
@@ -380,7 +410,7 @@ class App:
     # -- download (RFC 8620 §6.2)
 
     async def download(self, scope: Scope, send: Send, cors: Headers) -> None:
-        match = _DOWNLOAD.fullmatch(scope["path"])
+        match = _DOWNLOAD.fullmatch(_raw_path(scope))
         not_found = {"type": "about:blank", "title": "Not Found", "detail": "No such blob in this account."}
         if match is None:
             await respond_problem(send, 404, not_found, cors)
@@ -388,7 +418,7 @@ class App:
         account_id, blob_id, name = (unquote(g) for g in match.groups())
         query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
         media_type = query.get("type") or query.get("accept") or "application/octet-stream"
-        if not _MEDIA_TYPE.fullmatch(media_type) or "\n" in media_type or "\r" in media_type:
+        if not _MEDIA_TYPE.fullmatch(media_type) or _CONTROL.search(media_type):
             media_type = "application/octet-stream"
 
         def work() -> Any:
@@ -492,12 +522,25 @@ class App:
                 pass
 
         watcher = asyncio.create_task(wait_disconnect())
-        done, _ = await asyncio.wait({streaming, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (streaming, watcher):
-            if task not in done:
+        tasks: set[asyncio.Task[Any]] = {streaming, watcher}
+        closing = asyncio.create_task(self._closing.wait()) if self._closing is not None else None
+        if closing is not None:
+            tasks.add(closing)
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancel and reap what is still running, so the stream's subscription is gone before
+            # this returns (and no task outlives its connection).
+            for task in tasks:
                 task.cancel()
-        if streaming in done and streaming.exception() is None:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if watcher in done:
+            raise Disconnected
+        # The stream ended by itself (closeafter=state) or the server is shutting down: end the
+        # response properly so the client sees a clean end of stream and may reconnect.
+        if streaming in done and streaming.exception() is not None:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _disposition(name: str) -> bytes:

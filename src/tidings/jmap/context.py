@@ -85,7 +85,10 @@ class CallContext:
         account = self.principal.accounts.get(account_id)
         if account is None:
             raise MethodError("accountNotFound", f"No account '{account_id}' is available to you.")
-        if capability not in account.capabilities:
+        # The core capability is never listed in accountCapabilities (RFC 8620 §2: it holds the
+        # capabilities "for the methods supported in this account" beyond core), yet every account
+        # supports the core methods such as Blob/copy.
+        if capability != CORE and capability not in account.capabilities:
             raise MethodError("accountNotSupportedByMethod", f"Account '{account_id}' does not support {capability}.")
         if writing and account.is_read_only:
             raise MethodError("accountReadOnly", f"Account '{account_id}' is read-only.")

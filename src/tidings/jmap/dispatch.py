@@ -93,14 +93,16 @@ def run_call(
     # RFC 8620 §3.3: a method of a capability not listed in `using` is not known to this request.
     if method is None or method.capability not in context.using:
         raise MethodError("unknownMethod", f"Unknown method '{name}'.")
-    arguments = resolve_references(arguments, responses)
-    if method.account_bound:
-        if "accountId" not in arguments:
-            raise MethodError("invalidArguments", "'accountId' is required.")
-        context.account = context.lookup_account(
-            arguments["accountId"], method.account_capability or method.capability, writing=method.writes
-        )
     try:
+        # Reference resolution is inside the guard too: whatever a client sends, a failure here is a
+        # method error, never an HTTP 500 (RFC 8620 §3.6.2).
+        arguments = resolve_references(arguments, responses)
+        if method.account_bound:
+            if "accountId" not in arguments:
+                raise MethodError("invalidArguments", "'accountId' is required.")
+            context.account = context.lookup_account(
+                arguments["accountId"], method.account_capability or method.capability, writing=method.writes
+            )
         return method.handler(context, arguments)
     except MethodError:
         raise

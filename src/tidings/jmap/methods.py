@@ -106,6 +106,10 @@ class DataType:
         """Check a create object and fill in defaults (RFC 8620 §5.3); SetError when invalid."""
         return prepare_create(self, obj)
 
+    def destroy_order(self, ctx: CallContext, tx: Any, destroy: list[str]) -> list[str]:
+        """The order to destroy in (e.g. children before their parents); the ids as given."""
+        return destroy
+
     def changes_extra(self, changes: Changes) -> dict[str, Any]:
         """Extra /changes response arguments (e.g. Mailbox's updatedProperties)."""
         return {}
@@ -289,9 +293,13 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
     bound = {"accountId", "ifInState"} if dt.account_bound else set()
     _check_keys(args, {"create", "update", "destroy", *dt.set_arguments()} | bound)
     if_in_state = args.get("ifInState")
-    create = args.get("create") or {}
-    update = args.get("update") or {}
-    destroy = args.get("destroy") or []
+    # `null` is the default of each; any other non-object (or non-array) is a wrong type, not "none".
+    create = args.get("create")
+    update = args.get("update")
+    destroy = args.get("destroy")
+    create = {} if create is None else create
+    update = {} if update is None else update
+    destroy = [] if destroy is None else destroy
     if if_in_state is not None and not is_string(if_in_state):
         raise invalid_arguments("'ifInState' must be a string or null.")
     if not isinstance(create, dict) or not isinstance(update, dict):
@@ -313,8 +321,6 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
         old_state = tx.state(dt.name) if dt.account_bound else None
         if if_in_state is not None and if_in_state != old_state:
             raise MethodError("stateMismatch", f"The state is '{old_state}', not '{if_in_state}'.")
-        destroy_ids = {ctx.resolve_creation_id(i) or i for i in destroy}
-
         for creation_id in dt.create_order(ctx, create):
             try:
                 full = dt.prepare_create(ctx, create[creation_id])
@@ -330,6 +336,8 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
             extra.update(result)
             created[creation_id] = extra
 
+        # After the creates, so that "#creationId" in destroy names the object just created.
+        destroy_ids = {ctx.resolve_creation_id(i) or i for i in destroy}
         for raw_id, patch in update.items():
             obj_id = ctx.resolve_creation_id(raw_id)
             if obj_id is None:
@@ -347,7 +355,7 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
                 continue
             updated[obj_id] = extra_changed or None
 
-        for raw_id in destroy:
+        for raw_id in dt.destroy_order(ctx, tx, destroy):
             obj_id = ctx.resolve_creation_id(raw_id)
             if obj_id is None or not is_id(obj_id):
                 not_destroyed[raw_id] = SetError("notFound", "No such object.").to_json()
@@ -376,6 +384,17 @@ def standard_set(ctx: CallContext, dt: DataType, args: dict[str, Any]) -> dict[s
     }
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values, where `true` is not `1` (Python's `True == 1` is not JSON's)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def _update_one(
     ctx: CallContext, dt: DataType, tx: Any, obj_id: str, patch: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -393,7 +412,7 @@ def _update_one(
     changed = set()
     for name in touched:
         prop = dt.properties[name]
-        if new.get(name) == current.get(name):
+        if same_json(new.get(name), current.get(name)):
             continue
         # §5.3: server-set (and immutable) properties may be sent only with their current value.
         if prop.server_set or prop.immutable:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,11 +22,14 @@ def apply_patch(
     `default_of(prop)` gives a top-level property's default, or raises KeyError if it has none; a
     `null` value resets to that default or removes the member.
     """
-    paths = sorted(patch)
-    for shorter, longer in itertools.pairwise(paths):
-        # §5.3: no pointer may be a prefix of another (e.g. "alerts" and "alerts/1/offset").
-        if longer.startswith(shorter + "/"):
-            raise SetError("invalidPatch", f"Patch paths '{shorter}' and '{longer}' overlap.")
+    # §5.3: no pointer may be a prefix of another (e.g. "alerts" and "alerts/1/offset"). Compared
+    # token by token: sorting the strings misses "a" vs "a/b" when "a!x" sorts between them.
+    pointers = {tuple(_tokens(path)): path for path in patch}
+    for pointer, path in pointers.items():
+        for end in range(1, len(pointer)):
+            prefix = pointers.get(pointer[:end])
+            if prefix is not None:
+                raise SetError("invalidPatch", f"Patch paths '{prefix}' and '{path}' overlap.")
     patched = copy.deepcopy(current)
     touched: set[str] = set()
     for path, value in patch.items():

@@ -11,6 +11,9 @@ from .errors import RequestError
 
 # I-JSON (RFC 7493 §2.2): integers beyond this cannot be represented exactly by every peer.
 MAX_SAFE_INTEGER = 2**53 - 1
+# RFC 8259 §9 lets a parser limit the depth of nesting. Ours must be well below the depth the
+# response encoder can write back (an echoed argument is as deep in the response as in the request).
+MAX_DEPTH = 128
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,34 @@ class Request:
 def decode_json(body: bytes) -> Any:
     """Decode an I-JSON document; anything else is notJSON (RFC 8620 §3.6.1)."""
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except (orjson.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise RequestError("notJSON", f"The request did not parse as I-JSON: {exc}") from None
+    # Counting brackets is cheap and bounds the depth, so the walk runs only on unusual bodies.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+        raise RequestError("notJSON", f"The request nests more than {MAX_DEPTH} levels deep.")
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How many arrays and objects deep a decoded JSON value goes (iteratively: no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def parse_request(body: bytes) -> Request:

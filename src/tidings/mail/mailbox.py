@@ -174,6 +174,41 @@ class MailboxType(DataType):
             visit(cid, set())
         return ordered
 
+    def destroy_order(self, ctx: CallContext, tx: Any, destroy: list[str]) -> list[str]:
+        """Deepest first, so that destroying a parent with its children in one call works (a child
+        left behind still makes its parent fail with mailboxHasChild, RFC 8621 §2.5)."""
+        parents = {r.id: r.parent_id for r in tx.mailboxes.all()}
+
+        def depth(wire_id: str) -> int:
+            cursor = from_wire(MAILBOX, ctx.resolve_creation_id(wire_id))
+            levels = 0
+            while cursor in parents and levels <= MAX_MAILBOX_DEPTH:
+                cursor = parents[cursor]
+                levels += 1
+            return levels
+
+        return sorted(destroy, key=depth, reverse=True)
+
+    def query_changed_ids(self, ctx: CallContext, tx: Any, since: str, args: dict[str, Any]) -> set[str] | None:
+        changed = super().query_changed_ids(ctx, tx, since, args)
+        if changed is None or not (args.get("sortAsTree") or args.get("filterAsTree")):
+            return changed
+        # With sortAsTree a mailbox's position depends on its ancestors' names and sort orders, and
+        # with filterAsTree whether it is in the results depends on its ancestors matching: so the
+        # descendants of a changed mailbox may have moved even though they did not change.
+        rows: list[MailboxRow] = tx.mailboxes.all()
+        children: dict[int | None, list[int]] = {}
+        for row in rows:
+            children.setdefault(row.parent_id, []).append(row.id)
+        pending = [pk for pk in (from_wire(MAILBOX, i) for i in changed) if pk is not None]
+        while pending:
+            for child in children.get(pending.pop(), []):
+                wire = to_wire(MAILBOX, child)
+                if wire not in changed:
+                    changed.add(wire)
+                    pending.append(child)
+        return changed
+
     def set_arguments(self) -> set[str]:
         return {"onDestroyRemoveEmails"}
 
@@ -236,7 +271,11 @@ class MailboxType(DataType):
         wire = to_wire(MAILBOX, pk)
         tx.record(self.name, wire, "created")
         server_set = to_json(row)
-        return {k: server_set[k] for k in ("id", *COUNT_PROPERTIES, "myRights")}
+        result = {k: server_set[k] for k in ("id", *COUNT_PROPERTIES, "myRights")}
+        if name != obj["name"]:
+            # RFC 8620 §5.3: report a value the server changed (here, NFC normalisation).
+            result["name"] = name
+        return result
 
     def update(
         self,
@@ -298,7 +337,8 @@ class MailboxType(DataType):
 
     def check_condition(self, condition: dict[str, Any]) -> None:
         checks: dict[str, Callable[[Any], bool]] = {
-            "parentId": nullable(is_string),
+            # An Id (or "#creationId"), so that a bogus value is invalidArguments, not a failed lookup.
+            "parentId": nullable(is_id_or_creation_ref),
             "name": is_string,
             "role": nullable(is_string),
             "hasAnyRole": is_bool,
