@@ -21,13 +21,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..mime import ParsedMessage
 from ..store.base import Store, Transaction, User
+from ..store.blobs import blob_id_for
 from .ids import EMAIL, to_wire
-from .ingest import ingest, prepare
+from .ingest import ingest, prepare_stored
 
 log = logging.getLogger("tidings.delivery")
 
@@ -140,6 +142,7 @@ class Delivery:
         self.duplicate_window = duplicate_window
         self.vacation = vacation
         self.on_enqueued = on_enqueued
+        self._blob_writer = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tidings-blobs")
 
     def deliver(
         self,
@@ -159,7 +162,16 @@ class Delivery:
             # RFC 5321 §4.4: the final delivery adds Return-Path with the envelope's reverse-path.
             head += b"Return-Path: <" + mail_from.encode("utf-8", "surrogateescape") + b">\r\n"
         head += b"Delivered-To: " + recipient.address.encode("utf-8", "surrogateescape") + b"\r\n"
-        prepared = prepare(self.store.blobs, head + trace + raw)
+        message = head + trace + raw
+        # The blob is written and fsynced in another thread while this one parses and prepares the
+        # transaction (fsync waits, parsing computes): the same result as `prepare`, in less time.
+        # The commit waits for the blob, so no committed row ever names a blob that is not on disk.
+        stored = self._blob_writer.submit(self.store.blobs.put, message)
+        try:
+            prepared = prepare_stored(blob_id_for(message), message)
+        except BaseException:
+            stored.result()
+            raise
         parsed = prepared.parsed
         message_id = parsed.message_id[0] if parsed.message_id else None
         replied = False
@@ -169,6 +181,7 @@ class Delivery:
                 raise LookupError(f"account {tx.account_id} has no Inbox")
             target = str(mailbox)
             if message_id and tx.mailflow.delivered_since(message_id, target, now - self.duplicate_window):
+                stored.result()
                 # Not referenced by any email: let the garbage collector take the blob file.
                 tx.add_upload(prepared.blob_id, "message/rfc822", parsed.size, now)
                 log.info("duplicate delivery of <%s> to %s dropped", message_id, recipient.address)
@@ -178,6 +191,8 @@ class Delivery:
                 tx.mailflow.log_delivery(message_id, target, now)
             if auto_reply and self.vacation is not None:
                 replied = self.vacation(tx, recipient, mail_from, parsed, now)
+            # The blob must be durable before the commit that refers to it (raises if it failed).
+            stored.result()
         if replied and self.on_enqueued is not None:
             self.on_enqueued()
         return Delivered(to_wire(EMAIL, row.id), prepared.blob_id, parsed.size)
