@@ -125,13 +125,31 @@ class TestChangeLogContract:
             rounds += 1
             if not changes.has_more:
                 break
-            assert int(changes.new_state) > int(since)
+            assert _cut(changes.new_state) > _cut(since)
             since = changes.new_state
         assert sorted(seen) == sorted(ids) and len(seen) == 7
         assert rounds == 3
         assert changes.new_state == _state(store, account)
 
-    @pytest.mark.parametrize("since", ["junk", "-1", "", "99999", "1" * 40, "١"])
+    def test_objects_created_before_a_cut_but_changed_after_it_are_still_created(
+        self, store: Store, account: str
+    ) -> None:
+        # RFC 8620 §5.2: a record must not be reported as updated before the client saw it created.
+        since = _state(store, account)
+        early = _create(store, account, "early")
+        middle = _create(store, account, "middle")
+        with store.write(account) as tx:
+            tx.record(MAILBOX, early, "updated")  # early's latest change is now after middle's
+        with store.read(account) as tx:
+            first = tx.changes(MAILBOX, since, 1)
+        assert first is not None and first.has_more and first.created == [middle]
+        with store.read(account) as tx:
+            second = tx.changes(MAILBOX, first.new_state, 1)
+        assert second is not None and not second.has_more
+        assert (second.created, second.updated) == ([early], [])
+        assert second.new_state == _state(store, account)
+
+    @pytest.mark.parametrize("since", ["junk", "-1", "", "99999", "1" * 40, "١", "5-2", "1-", "1-x"])
     def test_changes_from_unknown_states_cannot_be_calculated(self, store: Store, account: str, since: str) -> None:
         _create(store, account, "a")
         with store.read(account) as tx:
@@ -283,3 +301,8 @@ class TestChangeLogContract:
 def _rows(store: Store, account: str) -> list[MailboxRow]:
     with store.read(account) as tx:
         return list(tx.mailboxes.all())
+
+
+def _cut(state: str) -> int:
+    """How far into the change log a state reaches ("N", or "B-C" for an intermediate state)."""
+    return int(state.rpartition("-")[2])

@@ -12,6 +12,7 @@ def from_wire(prefix: str, wire_id: object) -> int | None:
         isinstance(wire_id, str)
         and wire_id.startswith(prefix)
         and 1 < len(wire_id) < 20
+        and wire_id[1:].isascii()
         and wire_id[1:].isdigit()
         and wire_id[1] != "0"
     ):

@@ -51,7 +51,7 @@ def account_wire_id(account_pk: int) -> str:
 
 
 def account_pk(wire_id: str) -> int | None:
-    if wire_id.startswith("A") and wire_id[1:].isdigit() and len(wire_id) < 20:
+    if wire_id.startswith("A") and wire_id[1:].isascii() and wire_id[1:].isdigit() and len(wire_id) < 20:
         return int(wire_id[1:])
     return None
 

@@ -56,33 +56,45 @@ class SqliteTransaction(Transaction):
         states.update({t: str(m) for t, m in self.changed_types.items()})
         return states
 
-    def _since(self, type_name: str, since: str) -> int | None:
-        """The change number a state string stands for, or None when changes cannot be computed."""
+    def _since(self, type_name: str, since: str) -> tuple[int, int] | None:
+        """(base, cut) for a state string, or None when changes cannot be computed from it.
+
+        A plain state "N" is (N, N). An intermediate state handed out by a /changes cut short by
+        maxChanges is "B-C": the client knows the account as at change B plus every object whose
+        latest change is at or before C. Objects changed after C are still classified against B, so
+        one created after B is reported as created even if its creation came before C (RFC 8620
+        §5.2: never "updated" before the client was told it was created).
+        """
+        base_text, sep, cut_text = since.partition("-")
+        if not sep:
+            cut_text = base_text
         # ASCII digits only: str.isdigit() also accepts "١" or "²", which are no state of ours.
-        if not (since.isascii() and since.isdigit()) or len(since) > 18:
-            return None
-        number = int(since)
+        for text in (base_text, cut_text):
+            if not (text.isascii() and text.isdigit()) or len(text) > 18:
+                return None
+        base, cut = int(base_text), int(cut_text)
         row = self.conn.execute("SELECT modseq, horizon FROM accounts WHERE id = ?", (self.account_pk,)).fetchone()
-        if row is None or number > max(row[0], self.modseq) or number < row[1]:
+        if row is None or base > cut or cut > max(row[0], self.modseq) or base < row[1]:
             return None
-        return number
+        return base, cut
 
     def changes(self, type_name: str, since: str, max_changes: int) -> Changes | None:
-        number = self._since(type_name, since)
-        if number is None:
+        found = self._since(type_name, since)
+        if found is None:
             return None
+        number, cut = found
         rows = self.conn.execute(
             "SELECT object_id, modseq, created_modseq, destroyed, full_modseq FROM changelog"
             " WHERE account_id = ? AND type = ? AND modseq > ? ORDER BY modseq LIMIT ?",
-            (self.account_pk, type_name, number, max_changes + 1),
+            (self.account_pk, type_name, cut, max_changes + 1),
         ).fetchall()
         has_more = len(rows) > max_changes
         if has_more:
             rows = rows[:max_changes]
-            new_state = str(rows[-1][1])
+            new_state = f"{number}-{rows[-1][1]}"
         else:
             new_state = self.state(type_name)
-            if int(new_state) < number:
+            if int(new_state) < cut:
                 new_state = since
         created, updated, destroyed = [], [], []
         only_counts = True
@@ -100,12 +112,12 @@ class SqliteTransaction(Transaction):
         return Changes(created, updated, destroyed, new_state, has_more, only_counts and bool(updated))
 
     def changed_since(self, type_name: str, since: str) -> set[str] | None:
-        number = self._since(type_name, since)
-        if number is None:
+        found = self._since(type_name, since)
+        if found is None:
             return None
         rows = self.conn.execute(
             "SELECT object_id FROM changelog WHERE account_id = ? AND type = ? AND modseq > ?",
-            (self.account_pk, type_name, number),
+            (self.account_pk, type_name, found[0]),
         )
         return {r[0] for r in rows}
 
