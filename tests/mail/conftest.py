@@ -28,7 +28,7 @@ def cheap_password_hashing() -> Iterator[None]:
 
 def fast_tidings(data: Path) -> Tidings:
     instance = make_tidings(data, sqlite_synchronous="OFF")
-    instance.store.blobs.fsync = False  # type: ignore[attr-defined]
+    instance.store.blobs.fsync = False
     instance.accounts.add_user("alice", "secret")
     instance.accounts.add_user("bob", "hunter2")
     return instance

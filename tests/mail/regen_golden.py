@@ -67,7 +67,7 @@ def golden_name(label: str) -> str:
 def normalise(value: Any) -> Any:
     """Replace the values that depend on the server's numbering (ids, blob ids) by placeholders."""
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key in ("id", "threadId") and isinstance(item, str):
                 out[key] = f"<{key}>"

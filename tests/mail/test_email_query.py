@@ -395,7 +395,7 @@ def test_query_changes_when_a_thread_mate_changes(alice: JmapClient) -> None:
     second = import_one(alice, message("Re: Topic", msgid="t2@x", in_reply_to="t1@x"), box["inbox"],
                         received_at=["2022-03-02T00:00:00Z"])
     import_one(alice, message("Unrelated"), box["inbox"], received_at=["2022-03-03T00:00:00Z"])
-    queries = [
+    queries: list[dict[str, Any]] = [
         {"filter": {"someInThreadHaveKeyword": "$flagged"}},
         {"filter": {"noneInThreadHaveKeyword": "$flagged"}},
         {"filter": {"allInThreadHaveKeyword": "$seen"}},

@@ -252,7 +252,8 @@ def test_mailbox_counts_with_many_threads_and_mailboxes(alice: JmapClient) -> No
 def test_at_least_one_mailbox(alice: JmapClient) -> None:
     box = roles(alice)
     email = import_one(alice, message("x"), box["inbox"])
-    for patch in ({"mailboxIds": {}}, {f"mailboxIds/{box['inbox']}": None}, {"mailboxIds": None}):
+    patches: list[dict[str, Any]] = [{"mailboxIds": {}}, {f"mailboxIds/{box['inbox']}": None}, {"mailboxIds": None}]
+    for patch in patches:
         result = alice.ok("Email/set", {"update": {email["id"]: patch}})
         error = result["notUpdated"][email["id"]]
         assert error["type"] == "invalidProperties", error
@@ -263,8 +264,9 @@ def test_at_least_one_mailbox(alice: JmapClient) -> None:
 def test_update_invalid_patches(alice: JmapClient) -> None:
     box = roles(alice)
     email = import_one(alice, message("x"), box["inbox"])
-    for patch in ({"keywords/bad word": True}, {"keywords/$seen": False}, {"mailboxIds/M999": True},
-                  {"subject": "changed"}, {"keywords": {"$seen": "yes"}}, {"size": 3}):
+    bad: list[dict[str, Any]] = [{"keywords/bad word": True}, {"keywords/$seen": False}, {"mailboxIds/M999": True},
+                                 {"subject": "changed"}, {"keywords": {"$seen": "yes"}}, {"size": 3}]
+    for patch in bad:
         result = alice.ok("Email/set", {"update": {email["id"]: patch}})
         assert result["notUpdated"][email["id"]]["type"] == "invalidProperties", (patch, result)
     result = alice.ok("Email/set", {"update": {"E999": {"keywords/$seen": True}}})
