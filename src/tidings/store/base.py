@@ -8,8 +8,9 @@ Theory of operation
   which it was created and whether it is destroyed.
 * The state string of a type in an account (RFC 8620 §5.1) is the number of the latest change to an
   object of that type. /changes from state S lists the objects whose latest change is after S; since
-  every change has its own number, the server can stop after any object and hand out that number as
-  an intermediate state (RFC 8620 §5.2 maxChanges).
+  every change has its own number, the server can stop after any object and hand out an intermediate
+  state "B-C" (RFC 8620 §5.2 maxChanges): the client knows the account as at B plus every object
+  whose latest change is at or before C; later objects are still classified against B.
 * Reads run in a snapshot (`Store.read`). Writes run in one transaction per method call
   (`Store.write`), serialised per account; each object of a /set runs in a savepoint so that a
   rejected object leaves nothing behind. A commit is durable when `write` returns; only then are the
