@@ -47,6 +47,10 @@ class MailTransports:
         self.smtp_port: int | None = None
 
     async def start(self) -> None:
+        # aiosmtpd logs every command line at INFO; keep that for debugging only.
+        protocol_log = logging.getLogger("mail.log")
+        if protocol_log.level == logging.NOTSET and not log.isEnabledFor(logging.DEBUG):
+            protocol_log.setLevel(logging.WARNING)
         self.executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tidings-delivery")
         size = self.mailflow.max_message_size
         resolver, delivery = self.mailflow.resolver, self.mailflow.delivery
