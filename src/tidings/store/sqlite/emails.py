@@ -333,6 +333,10 @@ class SqliteEmails(Emails):
                                         want_total)
         if fast is not None:
             return fast
+        if (filter is not None and filter[0] in _FTS_COLUMNS and filter[1] and len(sort) == 1
+                and sort[0].property == "receivedAt" and anchor is None and position >= 0 and limit is not None
+                and not want_total):
+            return self._fast_text_query(filter, sort[0].ascending, collapse_threads, position, limit), position, None
         where, params = _compile(filter, self._text_condition)
         order = _order_by(sort)
         # With a full-text condition every result is a match: the full-text index drives the query,
@@ -369,6 +373,33 @@ class SqliteEmails(Emails):
         """The condition on `emails e` for a full-text filter (each backend has its own index)."""
         match = f"{_FTS_COLUMNS[kind]} : ({fts_query(terms)})"
         return "e.id IN (SELECT rowid FROM email_fts WHERE email_fts MATCH ?)", [match]
+
+    def _fast_text_query(self, filter: EmailFilter, ascending: bool, collapse: bool, position: int,
+                         limit: int) -> list[int]:
+        """A search box: one full-text condition by receivedAt. The matches are sorted from a compact
+        index (migration 0006) and read in order until the window is full; with collapsed threads,
+        the first email met of each thread stands for it (as in the general query)."""
+        where, params = self._text_condition(filter[0], filter[1])
+        direction = "ASC" if ascending else "DESC"
+        rows = self.conn.execute(
+            f"SELECT e.id, e.thread_id FROM emails e INDEXED BY emails_sort WHERE {where} AND e.account_id = ?"
+            f" ORDER BY e.received_at {direction}, e.id {direction}",
+            (*params, self.account_pk),
+        )
+        out: list[int] = []
+        seen: set[int] = set()
+        index = 0
+        for email_id, thread_id in rows:
+            if collapse:
+                if thread_id in seen:
+                    continue
+                seen.add(thread_id)
+            if index >= position:
+                out.append(email_id)
+                if len(out) >= limit:
+                    break
+            index += 1
+        return out
 
     def _fast_mailbox_query(
         self,
