@@ -418,3 +418,32 @@ def test_query_changes_when_a_thread_mate_changes(alice: JmapClient) -> None:
             changes = alice.ok("Email/queryChanges", {**query, "sinceQueryState": old["queryState"]})
             new = alice.ok("Email/query", query)
             assert replay(old["ids"], changes) == new["ids"], (step, query)
+
+
+def test_search_text_is_never_query_syntax(shared_alice: JmapClient, data: dict[str, Any]) -> None:
+    # Whatever the user types is searched for, never parsed as full-text query syntax.
+    for text in ['"', "'", '"unclosed phrase', "a*b", "NEAR(a b)", "AND", "OR NOT", "-x", "(", ")", "\\", "^x",
+                 "col:umn", "{subject}", "€ ü 中文", "'it''s'", '"a \\" b"', "   ", ""]:
+        for key in ("text", "subject", "body", "from"):
+            result = shared_alice.call("Email/query", {"filter": {key: text}})
+            assert result[0] == "Email/query", (key, text, result)
+        snippet = shared_alice.call("SearchSnippet/get",
+                                    {"filter": {"text": text}, "emailIds": [data["ids"]["report"]]})
+        assert snippet[0] == "SearchSnippet/get", (text, snippet)
+    assert matching(shared_alice, data, {"text": "numbers*"}) <= {"report"}
+
+
+def test_email_changes_paging(alice: JmapClient) -> None:
+    box = roles(alice)
+    state = alice.ok("Email/get", {"ids": []})["state"]
+    made = [import_one(alice, message(f"P{n}"), box["inbox"])["id"] for n in range(5)]
+    seen: list[str] = []
+    while True:
+        changes = alice.ok("Email/changes", {"sinceState": state, "maxChanges": 2})
+        assert len(changes["created"]) + len(changes["updated"]) + len(changes["destroyed"]) <= 2
+        seen += changes["created"]
+        state = changes["newState"]
+        if not changes["hasMoreChanges"]:
+            break
+    assert sorted(seen) == sorted(made)
+    assert alice.ok("Email/changes", {"sinceState": state})["created"] == []
