@@ -19,7 +19,6 @@ def message(i: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n" + " ".join(words) + f" number{i}\r\n").encode()
 
 
-@pytest.mark.sqlite_only  # the fast paths are the SQLite store's
 @pytest.mark.parametrize("word", ["apple", "banana", "common", "nothing", "num"])
 def test_text_search_fast_path_matches_the_general_query(tidings: Tidings, word: str) -> None:
     with tidings.store.directory() as directory:

@@ -381,8 +381,10 @@ class SqliteEmails(Emails):
         the first email met of each thread stands for it (as in the general query)."""
         where, params = self._text_condition(filter[0], filter[1])
         direction = "ASC" if ascending else "DESC"
+        # SQLite would read each row by its rowid; other databases (a subclass) choose for themselves.
+        hint = " INDEXED BY emails_sort" if isinstance(self.conn, sqlite3.Connection) else ""
         rows = self.conn.execute(
-            f"SELECT e.id, e.thread_id FROM emails e INDEXED BY emails_sort WHERE {where} AND e.account_id = ?"
+            f"SELECT e.id, e.thread_id FROM emails e{hint} WHERE {where} AND e.account_id = ?"
             f" ORDER BY e.received_at {direction}, e.id {direction}",
             (*params, self.account_pk),
         )
