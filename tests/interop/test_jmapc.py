@@ -4,7 +4,9 @@ with a certificate from a throwaway CA. The journey: session, mailboxes, emails,
 from __future__ import annotations
 
 import queue
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +46,17 @@ NEWEST_FIRST: Any = [{"property": "receivedAt", "isAscending": False}]
 
 
 @pytest.fixture
-def client(tls_demo: Demo, ca_file: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+def client(tls_demo: Demo, ca_file: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     # requests (jmapc's transport, and sseclient's) trusts this CA through the environment.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca_file))
     host = tls_demo.url.removeprefix("https://")
-    return Client.create_with_password(host, tls_demo.username, tls_demo.password)
+    client = Client.create_with_password(host, tls_demo.username, tls_demo.password)
+    yield client
+    # Close the kept-alive connections, so the server stops at once. sseclient never closes its
+    # response (not even when it reconnects), so its socket is shut down under it.
+    client.requests_session.close()
+    if client._events is not None:
+        socket.socket.shutdown(client._events.resp.raw._fp.fp.raw._sock, socket.SHUT_RDWR)
 
 
 def test_session_over_https(client: Client, tls_demo: Demo) -> None:
@@ -223,8 +231,9 @@ def test_nested_reference_is_refused(client: Client) -> None:
 
 
 def test_event_source(client: Client, tls_demo: Demo) -> None:
-    """jmapc's EventSource (sseclient over requests): a change is pushed as a StateChange."""
-    client._event_source_config = EventSourceConfig(types="Email,Mailbox", closeafter="no", ping=0)
+    """jmapc's EventSource (sseclient over requests): a change is pushed as a StateChange, and with
+    closeafter=state the server ends the response after it (RFC 8620 §7.3)."""
+    client._event_source_config = EventSourceConfig(types="Email,Mailbox", closeafter="state", ping=0)
     events: queue.Queue[Event | BaseException] = queue.Queue()
 
     def listen() -> None:
