@@ -346,3 +346,10 @@ def test_upload_of_attachment_blob_is_not_an_email(shared_alice: JmapClient) -> 
     blob = upload(shared_alice, b"not a message at all", "text/plain")
     result = shared_alice.ok("Email/get", {"ids": [blob]})
     assert result["notFound"] == [blob]
+
+
+def test_empty_blob_download_completes(shared_alice: JmapClient) -> None:
+    # Regression: a zero-length blob file got no closing body message, and the connection was dropped.
+    blob = upload(shared_alice, b"", "text/plain")
+    for _ in range(2):  # the same keep-alive connection must still work afterwards
+        assert download(shared_alice, blob) == b""

@@ -121,3 +121,19 @@ def test_copy_errors(alice: JmapClient, bob: JmapClient) -> None:
     # Bob's account is not shared with Alice.
     error = alice.error("Email/copy", {"fromAccountId": bob.account_id, "create": {}})
     assert error["type"] == "fromAccountNotFound"
+
+
+def test_nul_bytes_anywhere_still_import(alice: JmapClient) -> None:
+    # Regression: NUL in headers or body broke storage that refuses NUL in text (PostgreSQL).
+    inbox = roles(alice)["inbox"]
+    raw = (b"From: Nul\x00Name <nul@example.com>\r\nTo: a\x00b@example.com\r\nSubject: sub\x00ject\r\n"
+           b"Message-ID: <id\x00x@example.com>\r\nReferences: <r\x00@example.com>\r\n"
+           b"Content-Type: text/plain; name=\"a\x00.txt\"\r\n\r\nbody \x00 text\r\n")
+    created = import_one(alice, raw, inbox)
+    assert download(alice, created["blobId"]) == raw
+    email = get_one(alice, created["id"], ["subject", "from", "messageId", "preview", "bodyValues"],
+                    fetchAllBodyValues=True)
+    assert email["subject"] is not None
+    found = alice.ok("Email/query", {"filter": {"body": "body"}})["ids"]
+    assert created["id"] in found
+    assert_counts(alice)

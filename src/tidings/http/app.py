@@ -488,7 +488,9 @@ class App:
                     break
                 remaining -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
-            if remaining > 0:
+            if remaining > 0 or end == start:
+                # An empty blob (or a file shorter than said) still needs the closing body message, or
+                # the response never completes and the keep-alive connection is dropped.
                 await send({"type": "http.response.body", "body": b""})
 
     # -- event source (RFC 8620 §7.3)

@@ -42,6 +42,12 @@ def prepare_stored(blob_id: str, raw: bytes) -> Prepared:
     return Prepared(blob_id, parse_message(raw))
 
 
+def clean(text: str) -> str:
+    """Text as an index may hold it: without NUL, which some stores refuse in text columns (PostgreSQL).
+    The raw message keeps every byte; only the derived index values lose it."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def sort_key(text: str) -> str:
     """The i;unicode-casemap key (RFC 5051) used to sort from/to/subject."""
     return unicodedata.normalize("NFKD", text.casefold())
@@ -98,7 +104,7 @@ def structure_document(parsed: ParsedMessage) -> dict[str, Any]:
     return {
         "headers": parsed.headers,
         # Decoded header values for the `header` filter (RFC 8621 §4.4.1: decode RFC 2047 first).
-        "headerText": [[name.lower(), as_text(value)] for name, value in parsed.headers],
+        "headerText": [[clean(name.lower()), clean(as_text(value))] for name, value in parsed.headers],
         "bodyStructure": parsed.body_structure,
         "textBody": parsed.text_body,
         "htmlBody": parsed.html_body,
@@ -109,13 +115,14 @@ def structure_document(parsed: ParsedMessage) -> dict[str, Any]:
 def search_document(parsed: ParsedMessage) -> SearchDocument:
     text = parsed.search_text()
     return SearchDocument(
-        subject=text.subject,
-        from_=text.from_,
-        to=text.to,
-        cc=text.cc,
-        bcc=text.bcc,
-        body=text.body,
-        attachments=" ".join(text.attachment_names) + (" " + text.attachment_text if text.attachment_text else ""),
+        subject=clean(text.subject),
+        from_=clean(text.from_),
+        to=clean(text.to),
+        cc=clean(text.cc),
+        bcc=clean(text.bcc),
+        body=clean(text.body),
+        attachments=clean(" ".join(text.attachment_names)
+                          + (" " + text.attachment_text if text.attachment_text else "")),
     )
 
 
@@ -137,11 +144,11 @@ def ingest(
     parsed = prepared.parsed
     if received_at is None:
         received_at = int(time.time())
-    msgids = linked_message_ids(parsed.message_id, parsed.in_reply_to, parsed.references)
-    assignment = assign_thread(tx, msgids, parsed.subject)
-    subject = base_subject(parsed.subject or "")
-    sender = _first_address(parsed.from_)
-    recipient = _first_address(parsed.to)
+    msgids = [clean(m) for m in linked_message_ids(parsed.message_id, parsed.in_reply_to, parsed.references)]
+    assignment = assign_thread(tx, msgids, clean(parsed.subject or ""))
+    subject = clean(base_subject(parsed.subject or ""))
+    sender = clean(_first_address(parsed.from_))
+    recipient = clean(_first_address(parsed.to))
     row = EmailRow(
         id=0,
         thread_id=assignment.thread_id,
@@ -157,7 +164,7 @@ def ingest(
         from_key=sort_key(sender),
         to_sort=recipient,
         to_key=sort_key(recipient),
-        message_id=parsed.message_id[0] if parsed.message_id else None,
+        message_id=clean(parsed.message_id[0]) if parsed.message_id else None,
         summary=orjson.dumps(summary_document(parsed)),
         structure=orjson.dumps(structure_document(parsed)),
         mailbox_ids=frozenset(mailbox_ids),
