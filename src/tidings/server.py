@@ -60,6 +60,17 @@ def open_store(config: Config, *, upgrade: bool = False) -> Store:
     return SqliteStore(config.data_dir, synchronous=config.sqlite_synchronous)
 
 
+def change_bus(store: Store) -> ChangeBus:
+    """How news of commits reaches push consumers: processes sharing a PostgreSQL store hear each
+    other's commits (LISTEN/NOTIFY); the embedded store has one process, and a local bus."""
+    url = getattr(store, "url", None)
+    if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+        from .push.pgbus import PostgresBus
+
+        return PostgresBus(url, origin=store.origin)  # type: ignore[attr-defined]
+    return LocalBus()
+
+
 def core_limits(config: Config) -> CoreLimits:
     return CoreLimits(
         max_size_upload=config.max_size_upload,
@@ -79,7 +90,7 @@ class Tidings:
         self.config = config
         self.store = store or open_store(config)
         # Every commit goes onto the change bus; push consumers listen there (docs/architecture.md).
-        self.bus: ChangeBus = LocalBus()
+        self.bus: ChangeBus = change_bus(self.store)
         self.store.subscribe(self.bus.publish)
         self.limits = core_limits(config)
         self.registry = Registry()
