@@ -100,8 +100,9 @@ class PgEmails(SqliteEmails):
         out: dict[int, tuple[str | None, str | None]] = {}
         if not email_ids or not (subject_terms or body_terms):
             return out
-        subject_query = " | ".join(f"({q})" for q in subject_terms) or "''"
-        body_query = " | ".join(f"({q})" for q in body_terms) or "''"
+        # No terms for a field: an empty query, which matches nothing ("''" is a tsquery syntax error).
+        subject_query = " | ".join(f"({q})" for q in subject_terms)
+        body_query = " | ".join(f"({q})" for q in body_terms)
         marks = ",".join("?" * len(email_ids))
         rows = self.conn.execute(
             "SELECT email_id, CASE WHEN subject_tsv @@ sq THEN ts_headline('tidings_search', subject, sq, ?) END,"
