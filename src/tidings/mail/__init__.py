@@ -26,7 +26,7 @@ EMAIL_SORT_OPTIONS = [
 class MailFeature:
     def __init__(self, *, max_size_attachments: int, domain: str, blobs: Blobs) -> None:
         self.mailboxes = MailboxType()
-        self.emails = EmailType(domain)
+        self.emails = EmailType(domain, max_size_attachments)
         self.threads = ThreadType()
         self.max_size_attachments = max_size_attachments
         self.mailboxes.remove_emails = remove_from_mailbox

@@ -67,8 +67,9 @@ class EmailType(DataType):
     sort_extra_keys = ("keyword",)
     max_query_limit = MAX_QUERY_LIMIT
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, max_size_attachments: int | None = None) -> None:
         self.domain = domain
+        self.max_size_attachments = max_size_attachments
 
     # -- helpers
 
@@ -151,13 +152,27 @@ class EmailType(DataType):
         received_at = _received_at(obj.get("receivedAt"))
         content = {k: v for k, v in obj.items() if k not in ("mailboxIds", "keywords", "receivedAt")}
         services = ctx.services
+        sizes: dict[str, int] = {}
+
+        def fetch_blob(blob_id: str) -> bytes | None:
+            data = services.blobs.read(tx, blob_id)
+            if data is not None:
+                sizes[blob_id] = len(data)
+            return data
+
         try:
-            raw = build_message(content, fetch_blob=lambda blob_id: services.blobs.read(tx, blob_id),
-                                domain=self.domain)
+            raw = build_message(content, fetch_blob=fetch_blob, domain=self.domain)
         except BuildError as exc:
             raise invalid_properties(*exc.properties, description=exc.description) from None
         except BlobNotFound as exc:
             raise SetError("blobNotFound", str(exc), notFound=exc.blob_ids) from None
+        # RFC 8621 §1.3.1: maxSizeAttachmentsPerEmail bounds the sum of the unencoded attachments
+        # (every part given by blobId, counted as often as it is used); past it, tooLarge (RFC 8620 §5.3).
+        attached = sum(sizes.get(blob_id, 0) for blob_id in _blob_references(content))
+        if self.max_size_attachments is not None and attached > self.max_size_attachments:
+            raise SetError(
+                "tooLarge", f"The attachments add up to {attached} octets; at most {self.max_size_attachments}."
+            )
         row = ingest(tx, prepare(services.backend.blobs, raw), mailboxes, keywords, received_at)
         return _created(row)
 
@@ -559,6 +574,24 @@ def recount_trash_threads(ctx: CallContext, tx: Transaction, mailbox_id: int) ->
         counts.refresh_thread(tx, thread_id, trash)
     counts.log(tx)
 
+def _blob_references(content: dict[str, Any]) -> list[str]:
+    """The blobIds of every body part of an Email/set create, once per use."""
+    found: list[str] = []
+
+    def walk(part: Any) -> None:
+        if not isinstance(part, dict):
+            return
+        if isinstance(part.get("blobId"), str):
+            found.append(part["blobId"])
+        for sub in part.get("subParts") or ():
+            walk(sub)
+
+    walk(content.get("bodyStructure"))
+    for key in ("textBody", "htmlBody", "attachments"):
+        for part in content.get(key) or ():
+            walk(part)
+    return found
+
 
 def register(registry: Registry, email: EmailType) -> None:
     registry.add(Method("Email/get", MAIL, email.get))
@@ -572,3 +605,4 @@ def register(registry: Registry, email: EmailType) -> None:
 
 
 __all__ = ["EmailType", "apply_change", "recount_trash_threads", "register", "remove_email", "remove_from_mailbox"]
+
