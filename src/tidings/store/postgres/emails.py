@@ -22,6 +22,7 @@ _WORD = re.compile(r"[^\W_]+")
 _SUBJECT_OPTIONS = "HighlightAll=TRUE, StartSel=\"\x01\", StopSel=\"\x02\""
 _BODY_OPTIONS = ("StartSel=\"\x01\", StopSel=\"\x02\", MaxWords=24, MinWords=12, ShortWord=0, MaxFragments=1,"
                  " FragmentDelimiter=\"…\"")
+_TO_TSQUERY = "to_tsquery('tidings_search', ?)"
 _MAX_INDEXED = 500_000  # characters per field: a tsvector is limited to 1 MB
 _COLUMNS = {
     "text": ("subject_tsv", "from_tsv", "to_tsv", "cc_tsv", "bcc_tsv", "body_tsv"),
@@ -100,20 +101,30 @@ class PgEmails(SqliteEmails):
         out: dict[int, tuple[str | None, str | None]] = {}
         if not email_ids or not (subject_terms or body_terms):
             return out
-        # No terms for a field: an empty query, which matches nothing ("''" is a tsquery syntax error).
-        subject_query = " | ".join(f"({q})" for q in subject_terms)
-        body_query = " | ".join(f"({q})" for q in body_terms)
+        # No terms for a field: a NULL query, which matches nothing. ts_headline drops what its parser
+        # takes for HTML tags, but snippets keep the text as it is (the mail layer escapes it), so "<"
+        # travels as \x03 and comes back after.
+        subject = ("CASE WHEN subject_tsv @@ sq"
+                   " THEN ts_headline('tidings_search', replace(subject, '<', chr(3)), sq, ?) END")
+        body = "CASE WHEN body_tsv @@ bq THEN ts_headline('tidings_search', replace(body, '<', chr(3)), bq, ?) END"
+        queries = ", ".join(
+            f"{_TO_TSQUERY if terms else 'NULL::tsquery'} AS {name}"
+            for terms, name in ((subject_terms, "sq"), (body_terms, "bq"))
+        )
+        params = [_SUBJECT_OPTIONS, _BODY_OPTIONS]
+        params += [" | ".join(f"({q})" for q in terms) for terms in (subject_terms, body_terms) if terms]
         marks = ",".join("?" * len(email_ids))
         rows = self.conn.execute(
-            "SELECT email_id, CASE WHEN subject_tsv @@ sq THEN ts_headline('tidings_search', subject, sq, ?) END,"
-            " CASE WHEN body_tsv @@ bq THEN ts_headline('tidings_search', body, bq, ?) END"
-            " FROM email_fts, to_tsquery('tidings_search', ?) AS sq, to_tsquery('tidings_search', ?) AS bq"
-            f" WHERE email_id IN ({marks})",
-            (_SUBJECT_OPTIONS, _BODY_OPTIONS, subject_query, body_query, *email_ids),
+            f"SELECT email_id, {subject}, {body} FROM email_fts, (SELECT {queries}) AS q WHERE email_id IN ({marks})",
+            (*params, *email_ids),
         )
-        for email_id, subject, body in rows:
-            out[email_id] = (subject, _trim(body))
+        for email_id, marked_subject, marked_body in rows:
+            out[email_id] = (_restore(marked_subject), _restore(_trim(marked_body)))
         return out
+
+
+def _restore(text: str | None) -> str | None:
+    return text.replace("\x03", "<") if text else text
 
 
 def _trim(fragment: str | None) -> str | None:

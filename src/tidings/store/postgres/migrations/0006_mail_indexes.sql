@@ -1,3 +1,3 @@
--- Twin of SQLite's 0006: a compact index of what sorting and collapsing full-text matches need
--- (index-only scans instead of reading each email's row).
+-- Mail: mirrors store/sqlite/migrations/0006_mail_indexes.sql, a compact index to sort and collapse
+-- full-text matches without reading each email's row (an index-only scan in PostgreSQL).
 CREATE INDEX emails_sort ON emails(id, account_id, received_at, thread_id);
