@@ -38,6 +38,7 @@ from .ids import EMAIL, MAILBOX, THREAD, to_wire
 from .ingest import trash_mailbox
 
 SCAN_CHUNK = 500
+HEAD = 65536
 APPLY_EMAILS = 300
 CHECK_THREADS = 300
 
@@ -141,7 +142,7 @@ class Rebuild:
             entries.extend(Scanned(r.id, r.received_at, r.thread_id, r.blob_id) for r in rows.values())
         entries.sort(key=lambda e: (e.received_at, e.email_id))
         for entry in entries:
-            raw = self.store.blobs.read(entry.blob_id)
+            raw = self._head(entry.blob_id)
             if raw is None:
                 entry.readable = False
                 self.report.unreadable.append((to_wire(EMAIL, entry.email_id), f"blob {entry.blob_id} is missing"))
@@ -151,6 +152,20 @@ class Rebuild:
         self.report.emails = len(entries)
         self.report.threads_before = len({e.thread_id for e in entries})
         return entries
+
+    def _head(self, blob_id: str) -> bytes | None:
+        """The start of a raw message, enough for its header (threading needs nothing else)."""
+        handle = self.store.blobs.open(blob_id)
+        if handle is None:
+            return None
+        with handle:
+            data = handle.read(HEAD)
+            while len(data) % HEAD == 0 and data and b"\n\n" not in data and b"\r\n\r\n" not in data:
+                more = handle.read(HEAD)
+                if not more:
+                    break
+                data += more
+        return data
 
     # 2. replay
 
