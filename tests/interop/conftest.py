@@ -11,9 +11,11 @@ from __future__ import annotations
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -22,6 +24,7 @@ from tidings.demo import fill
 from tidings.server import Tidings
 
 from ..helpers import LiveServer, make_tidings
+from ..smtp.sink import Sink
 
 PASSWORD = "demo-password"
 
@@ -57,12 +60,16 @@ class Demo:
         return out.stdout.strip()
 
 
-def _demo(tmp_path: Path, tls: tuple[str, str] | None = None) -> Iterator[Demo]:
+def _demo(
+    tmp_path: Path, tls: tuple[str, str] | None = None, sink: Sink | None = None
+) -> Iterator[Demo]:
     data = tmp_path / "data"
-    tidings: Tidings = make_tidings(data)
+    mail = {"smtp_relay": f"127.0.0.1:{sink.port}", "queue_retry": [0.2]} if sink else {}
+    tidings: Tidings = make_tidings(data, **mail)
     user = tidings.accounts.add_user("demo", PASSWORD)
     fill(tidings.store, user.account_id, user.address)
-    server = LiveServer(tidings, tls=tls).start()
+    # With a sink, the outbound queue runs too and relays every message sent to it.
+    server = LiveServer(tidings, tls=tls, mail={"poll": 0.2} if sink else None).start()
     try:
         yield Demo(server, data, "demo", PASSWORD, user.address, user.account_id)
     finally:
@@ -73,6 +80,30 @@ def _demo(tmp_path: Path, tls: tuple[str, str] | None = None) -> Iterator[Demo]:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     yield from _demo(tmp_path)
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """A test SMTP server on loopback: the smarthost the outbound queue relays through."""
+    server = Sink().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_demo(tmp_path: Path, sink: Sink) -> Iterator[Demo]:
+    """The demo server with its outbound queue relaying to `sink`."""
+    yield from _demo(tmp_path, sink=sink)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 Journeys: session discovery (Basic and Bearer), mailboxes, search with snippets, reading a thread,
 flagging and moving, uploading an attachment and downloading it back, keeping a copy in sync with
-Email/changes and Email/queryChanges, and push over the event source.
+Email/changes and Email/queryChanges, push over the event source, sending through EmailSubmission to
+a test SMTP sink, and requests and push over a WebSocket.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from jmap.client import JMAPClient
 from jmap.core.ids import CreationRef
 from jmap.core.patch import keyword_patch, mailbox_patch
 from jmap.models.push import StateChange
-from jmap.push import EventSourceClient, Ping
+from jmap.push import EventSourceClient, Ping, WebSocketClient
 from jmap.sync import ChangeStream
 from jmap.sync.query import QuerySpec, QueryView
 
-from .conftest import Demo
+from ..smtp.sink import Sink
+from .conftest import Demo, wait_for
 
 NEWEST_FIRST = [{"property": "receivedAt", "isAscending": False}]
 
@@ -248,3 +250,93 @@ def test_push_over_event_source(client: JMAPClient, demo: Demo) -> None:
     assert "Email" in outdated[demo.account_id]
     listener.join(10)
     assert source.last_event_id  # a cursor to resume from (Last-Event-ID)
+
+
+def test_send_through_email_submission(mail_demo: Demo, sink: Sink) -> None:
+    """A draft with an uploaded attachment, sent with EmailSubmission/set in the same request; the
+    message reaches the SMTP sink, and onSuccessUpdateEmail files it in Sent (RFC 8621 §7.5)."""
+    with JMAPClient.connect(mail_demo.session_url, auth=BasicAuth(mail_demo.username, mail_demo.password)) as client:
+        boxes = _mailboxes(client)
+        with client.batch() as batch:
+            identities = batch.submission.identity.get(ids=None)
+        identity = identities.result.items[0]
+        assert identity.email == mail_demo.address
+
+        uploaded = client.upload(b"Agenda: budget, hiring, offsite.\n", content_type="text/plain")
+        with client.batch() as batch:
+            batch.mail.email.set(
+                create={
+                    "draft": {
+                        "mailboxIds": {boxes["drafts"].id: True},
+                        "keywords": {"$draft": True, "$seen": True},
+                        "from": [{"name": identity.name or "Demo User", "email": identity.email}],
+                        "to": [{"name": "Raj Patel", "email": "raj@example.org"}],
+                        "subject": "Agenda for Monday",
+                        "textBody": [{"partId": "body", "type": "text/plain"}],
+                        "bodyValues": {"body": {"value": "Hi Raj, the agenda is attached."}},
+                        "attachments": [{"blobId": uploaded.blob_id, "type": "text/plain", "name": "agenda.txt"}],
+                    }
+                }
+            )
+            sent = batch.submission.email_submission.set(
+                create={"send": {"identityId": identity.id, "emailId": CreationRef("draft")}},
+                onSuccessUpdateEmail={
+                    "#send": {f"mailboxIds/{boxes['drafts'].id}": None, f"mailboxIds/{boxes['sent'].id}": True,
+                              "keywords/$draft": None}
+                },
+            )
+        assert not sent.result.has_errors, sent.result.creation_errors
+        submission_id = sent.result.created_id("send")
+
+        received = wait_for(lambda: sink.handler.messages)[0]
+        assert received.rcpt_tos == ["raj@example.org"]
+        assert received.mail_from == mail_demo.address
+        assert b"Subject: Agenda for Monday" in received.content
+        assert b"agenda.txt" in received.content
+
+        with client.batch() as batch:
+            submission = batch.submission.email_submission.get(ids=[submission_id])
+            filed = batch.mail.email.get(ids=submission.ref_list("emailId"), properties=["mailboxIds", "keywords"])
+        assert submission.result.items[0].undo_status in ("final", "pending")
+        email = filed.result.items[0]
+        assert email.mailbox_ids == {boxes["sent"].id: True}
+        assert "$draft" not in email.keywords
+
+
+def test_websocket_requests_and_push(demo: Demo) -> None:
+    """RFC 8887: API requests over the socket, and push of state changes made elsewhere."""
+    auth = BasicAuth(demo.username, demo.password)
+    with (
+        JMAPClient.connect(demo.session_url, auth=auth) as client,
+        JMAPClient.connect(demo.session_url, auth=auth) as other,
+        WebSocketClient(client) as socket,
+    ):
+        with socket.batch() as batch:
+            mailboxes = batch.mail.mailbox.get(ids=None)
+            found = batch.mail.email.query(filter={"text": "offsite"}, sort=NEWEST_FIRST)
+            emails = batch.mail.email.get(ids=found.ref_ids(), properties=["subject"])
+        inbox = next(m for m in mailboxes.result.items if m.role == "inbox")
+        assert all("offsite" in (e.subject or "").lower() for e in emails.result.items)
+
+        socket.enable_push(["Email", "Mailbox"])
+        notifications = socket.notifications()
+        pushed: queue.Queue[Any] = queue.Queue()
+
+        def listen() -> None:
+            try:
+                pushed.put(next(notifications))
+            except BaseException as exc:
+                pushed.put(exc)
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        # Another client changes an email; this socket hears of it (RFC 8887 §4.3.5).
+        email_id = found.result.ids[0]
+        with other.batch() as batch:
+            batch.mail.email.set(update={email_id: keyword_patch(add=["$flagged"])})
+        change = pushed.get(timeout=10)
+        assert isinstance(change, StateChange), change
+        assert set(change.changed[demo.account_id]) & {"Email", "Mailbox"}
+        listener.join(5)
+        assert socket.push_state  # RFC 8887 §4.3.5.1: a pushState to resume from
+        assert inbox.total_emails
