@@ -1,6 +1,7 @@
 """jmax (PyPI), a command-line JMAP client, run as a person runs it: one process per command, JSON out.
 
-The journey: mailboxes, inbox, search, read a message, flag, mark read, move, download attachments.
+The journey: mailboxes, inbox, search, read a message, flag, mark read, move, download attachments,
+and send through EmailSubmission to a test SMTP sink.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .conftest import Demo
+from ..smtp.sink import Sink
+from .conftest import Demo, wait_for
 
 
 class Jmax:
-    def __init__(self, demo: Demo, home: Path) -> None:
+    def __init__(self, demo: Demo, home: Path, user: str | None = None, password: str | None = None) -> None:
         self.env = {
             **os.environ,
             "HOME": str(home),
             "JMAX_AUTH_PATH": str(home / "auth.json"),
             "JMAP_URL": demo.url,
-            "JMAP_USER": demo.username,
-            "JMAP_PASSWORD": demo.password,
+            "JMAP_USER": user or demo.username,
+            "JMAP_PASSWORD": password or demo.password,
         }
 
     def run(self, *args: str, expect: int = 0) -> str:
@@ -114,3 +116,33 @@ def test_jmax_journey(demo: Demo, tmp_path: Path) -> None:
     # Trash, the gentle delete.
     jmax.run("trash", message["id"])
     assert jmax.json("get", message["id"])["mailboxIds"] == {mailboxes["trash"]["id"]: True}
+
+
+def test_jmax_sends(mail_demo: Demo, sink: Sink, tmp_path: Path) -> None:
+    """`jmax send`: Email/set creates the draft, EmailSubmission/set sends it (RFC 8621 §7.5); the
+    message reaches the SMTP sink and is filed in Sent."""
+    body = tmp_path / "body.txt"
+    body.write_text("Thursday at half past twelve works for me.\n")
+    send = ("send", "--to", "Tom Becker <tom.becker@example.com>", "--subject", "Lunch", "--body-file", str(body))
+
+    # A client bug: jmax fetches the account's identities, then writes its login name, not the chosen
+    # identity's email, into From. With the login "demo" that is not even an address; the server must
+    # refuse a From the user may not send as (RFC 8621 §7.5, forbiddenFrom; §6: an Identity is what
+    # the user may send as). jmax works where the login is the address, as below.
+    refused = subprocess.run([sys.executable, "-m", "jmax.cli", *send], capture_output=True, text=True,
+                             env=Jmax(mail_demo, tmp_path).env, timeout=60)
+    assert refused.returncode == 2 and "forbiddenFrom" in refused.stderr
+    login = "lena@localhost"
+    subprocess.run([sys.executable, "-m", "tidings.cli", "user", "add", login, "--password", "pw",
+                    "--data", str(mail_demo.data)], check=True, capture_output=True)
+    jmax = Jmax(mail_demo, tmp_path, user=login, password="pw")
+
+    out = jmax.json(*send)
+    assert out["emailId"] and out["submissionId"]
+    received = wait_for(lambda: sink.handler.messages)[0]
+    assert received.mail_from == login and received.rcpt_tos == ["tom.becker@example.com"]
+    assert b"Subject: Lunch" in received.content and b"half past twelve" in received.content
+    sent = jmax.json("get", out["emailId"])
+    mailboxes = {m["role"]: m["id"] for m in jmax.json("mailboxes")}
+    assert sent["mailboxIds"] == {mailboxes["sent"]: True}
+    assert sent["keywords"] == {"$seen": True}
