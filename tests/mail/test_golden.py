@@ -12,7 +12,8 @@ from ..helpers import JmapClient
 from .mailtools import requires_corpus
 from .regen_golden import GOLDEN, SELECTED, compute, golden_name
 
-pytestmark = requires_corpus
+# MIME to JMAP, whatever the store: run once, on the default backend.
+pytestmark = [requires_corpus, pytest.mark.sqlite_only]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import string
 import unicodedata
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +37,8 @@ EMAIL = st.fixed_dictionaries(
     }
 )
 COUNTER = itertools.count()
+# Composition and parsing, whatever the store: run once, on the default backend.
+pytestmark = pytest.mark.sqlite_only
 
 
 def nfc(text: str) -> str:
