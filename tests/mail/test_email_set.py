@@ -377,3 +377,31 @@ def test_destroyed_ids_are_never_reused(alice: JmapClient) -> None:
     assert again != made
     state = alice.ok("Mailbox/get", {"ids": []})["state"]
     assert alice.ok("Mailbox/changes", {"sinceState": state})["created"] == []
+
+
+def test_destroying_the_trash_mailbox_keeps_counts_exact(alice: JmapClient) -> None:
+    box = roles(alice)
+    first = import_one(alice, message("Gone", msgid="g1@x"), box["inbox"], keywords={"$seen": True})
+    second = import_one(alice, message("Re: Gone", msgid="g2@x", in_reply_to="g1@x"), box["trash"])
+    update(alice, first["id"], {f"mailboxIds/{box['trash']}": True})
+    assert_counts(alice)
+    result = alice.ok("Mailbox/set", {"destroy": [box["trash"]], "onDestroyRemoveEmails": True})
+    assert result["destroyed"] == [box["trash"]], result
+    assert_counts(alice)
+    got = alice.ok("Email/get", {"ids": [first["id"], second["id"]], "properties": ["mailboxIds"]})
+    assert got["notFound"] == [second["id"]]
+    assert got["list"][0]["mailboxIds"] == {box["inbox"]: True}
+
+
+def test_the_same_message_twice(alice: JmapClient) -> None:
+    box = roles(alice)
+    raw = message("Twice", msgid="twice@x")
+    first = import_one(alice, raw, box["inbox"])
+    second = import_one(alice, raw, box["archive"], keywords={"$seen": True})
+    assert first["id"] != second["id"] and first["blobId"] == second["blobId"]
+    assert first["threadId"] == second["threadId"]
+    assert_counts(alice)
+    set_ok(alice, {"destroy": [first["id"]]})
+    # The blob is still held by the other email.
+    assert download(alice, second["blobId"]) == raw
+    assert_counts(alice)
