@@ -56,6 +56,9 @@ def test_jmax_journey(demo: Demo, tmp_path: Path) -> None:
     unread = jmax.json("inbox", "--unread")
     assert len(unread) == inbox["unreadEmails"] and all(r["unread"] for r in unread)
     assert len(jmax.json("inbox", "--since", "3d")) < len(rows)
+    # jmax writes dates with Python's isoformat: microseconds, trailing zeros and all. RFC 8620 §1.4
+    # forbids only a zero fraction, so ".500000Z" is a valid UTCDate (Tidings once refused it).
+    assert len(jmax.json("inbox", "--since", "2000-01-01T00:00:00.500000Z")) == len(rows)
 
     # Search: free text, sender, mailbox; nothing found exits 1, as jmax documents.
     found = jmax.json("search", "offsite")

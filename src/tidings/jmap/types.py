@@ -11,8 +11,9 @@ Check = Callable[[Any], bool]
 
 MAX_INT = 2**53 - 1
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
-# RFC 3339 date-time; RFC 8620 §1.4 requires upper-case letters and no zero fractional seconds.
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d*[1-9])?(Z|[+-]\d{2}:\d{2})")
+# RFC 8620 §1.4: RFC 3339 date-time, upper-case letters, and a time-secfrac only when it is not zero
+# (".5" and ".500" are both allowed; ".0" and ".000" are not).
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d*[1-9]\d*)?(Z|[+-]\d{2}:\d{2})")
 
 
 def is_id(value: Any) -> bool:
