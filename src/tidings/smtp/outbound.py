@@ -257,6 +257,11 @@ class QueueWorker:
                 await loop.run_in_executor(self.executor, self._housekeeping)
             except asyncio.CancelledError:
                 raise
+            except RuntimeError:
+                if getattr(self.executor, "_shutdown", False):
+                    return  # the server is shutting down: its threads are gone, and so is our work
+                log.exception("queue worker error")
+                next_due = time.time() + 5
             except Exception:
                 log.exception("queue worker error")
                 next_due = time.time() + 5
