@@ -3,7 +3,6 @@ tests do not exercise (fsync, argon2, delayed ACKs), and a module-wide server fo
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,11 +34,7 @@ def fast_tidings(data: Path) -> Tidings:
 
 
 def start(instance: Tidings) -> LiveServer:
-    live = LiveServer(instance)
-    # Accepted sockets inherit TCP_NODELAY: without it each response waits for the client's delayed ACK
-    # (about 40 ms a request), which would dominate these tests' run time.
-    live.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return live.start()
+    return LiveServer(instance).start()
 
 
 @pytest.fixture
