@@ -86,7 +86,10 @@ _FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t]|From ")
 def _fix_obsolete_field_names(raw: bytes) -> bytes:
     """Drop white space before the colon in the top-level header fields, which the feed
     parser would otherwise take for the start of the body. Values are left untouched."""
-    if not _OBS_FIELD_NAME.search(raw, 0, 64 * 1024):
+    # Only the header can hold field names: look no further than its end, the first empty line.
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
+    header_end = min(ends) + 1 if ends else len(raw)
+    if not _OBS_FIELD_NAME.search(raw, 0, min(header_end, 64 * 1024)):
         return raw
     lines = raw.splitlines(keepends=True)
     changed = False
