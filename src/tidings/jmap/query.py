@@ -61,6 +61,30 @@ def check_filter(value: Any, check_condition: ConditionCheck, depth: int = 0) ->
     check_condition(value)
 
 
+def check_conditions(condition: dict[str, Any], checks: dict[str, Callable[[Any], bool]], type_name: str) -> None:
+    """A FilterCondition against a table of its properties' value checks (RFC 8620 §5.5)."""
+    for key, value in condition.items():
+        check = checks.get(key)
+        if check is None:
+            raise MethodError("unsupportedFilter", f"Unknown {type_name} filter condition {key!r}.")
+        if not check(value):
+            raise invalid_arguments(f"Invalid value for {type_name} filter condition {key!r}.")
+
+
+def filter_matches(node: Any, condition_matches: Callable[[dict[str, Any]], bool]) -> bool:
+    """Evaluate a (checked) FilterOperator/FilterCondition tree in memory (RFC 8620 §5.5)."""
+    if node is None:
+        return True
+    if "operator" in node:
+        results = (filter_matches(c, condition_matches) for c in node["conditions"])
+        if node["operator"] == "AND":
+            return all(results)
+        if node["operator"] == "OR":
+            return any(results)
+        return not any(results)  # NOT: none of the conditions match
+    return condition_matches(node)
+
+
 def parse_sort(value: Any, sortable: Callable[[str], bool], extra_keys: Sequence[str] = ()) -> list[Comparator]:
     if value is None:
         return []

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..jmap.collation import DEFAULT_COLLATION, SORT_KEYS, fold
 from ..jmap.context import CallContext
-from ..jmap.errors import MethodError, SetError, invalid_arguments, invalid_properties
+from ..jmap.errors import SetError, invalid_arguments, invalid_properties
 from ..jmap.methods import (
     Changes,
     DataType,
@@ -19,7 +19,7 @@ from ..jmap.methods import (
     standard_set,
 )
 from ..jmap.properties import Prop, PropertyTable
-from ..jmap.query import QueryArgs
+from ..jmap.query import QueryArgs, check_conditions, filter_matches
 from ..jmap.registry import Method, Registry
 from ..jmap.types import is_bool, is_id_or_creation_ref, is_string, is_uint, nullable
 from ..store.base import MailboxRow, Transaction
@@ -344,27 +344,16 @@ class MailboxType(DataType):
             "hasAnyRole": is_bool,
             "isSubscribed": is_bool,
         }
-        for key, value in condition.items():
-            check = checks.get(key)
-            if check is None:
-                raise MethodError("unsupportedFilter", f"Unknown Mailbox filter condition {key!r}.")
-            if not check(value):
-                raise invalid_arguments(f"Invalid value for Mailbox filter condition {key!r}.")
+        check_conditions(condition, checks, "Mailbox")
 
     def sortable(self, prop: str) -> bool:
         return prop in ("sortOrder", "name", "id", "parentId", "role", "isSubscribed", *COUNT_PROPERTIES)
 
     def _matches(self, ctx: CallContext, row: MailboxRow, node: Any) -> bool:
-        if node is None:
-            return True
-        if "operator" in node:
-            results = (self._matches(ctx, row, c) for c in node["conditions"])
-            if node["operator"] == "AND":
-                return all(results)
-            if node["operator"] == "OR":
-                return any(results)
-            return not any(results)
-        for key, value in node.items():
+        return filter_matches(node, lambda condition: self._condition_matches(ctx, row, condition))
+
+    def _condition_matches(self, ctx: CallContext, row: MailboxRow, condition: dict[str, Any]) -> bool:
+        for key, value in condition.items():
             if key == "parentId":
                 wanted = from_wire(MAILBOX, ctx.resolve_creation_id(value)) if value is not None else None
                 if value is not None and wanted is None:

@@ -28,7 +28,7 @@ from ..jmap.methods import (
     standard_set,
 )
 from ..jmap.properties import Prop, PropertyTable
-from ..jmap.query import QueryArgs
+from ..jmap.query import QueryArgs, check_conditions, filter_matches
 from ..jmap.registry import Method, Registry
 from ..jmap.types import format_utc, is_object, is_string, is_utc_date, list_of, nullable, parse_date
 from ..mime import parse_message
@@ -356,27 +356,16 @@ class SubmissionType(DataType):
     # -- /query
 
     def check_condition(self, condition: dict[str, Any]) -> None:
-        for key, value in condition.items():
-            check = FILTERS.get(key)
-            if check is None:
-                raise MethodError("unsupportedFilter", f"Unknown EmailSubmission filter condition {key!r}.")
-            if not check(value):
-                raise invalid_arguments(f"Invalid value for filter condition {key!r}.")
+        check_conditions(condition, FILTERS, "EmailSubmission")
 
     def sortable(self, prop: str) -> bool:
         return prop in SORTS
 
     def _matches(self, ctx: CallContext, row: SubmissionRow, node: Any) -> bool:
-        if node is None:
-            return True
-        if "operator" in node:
-            results = (self._matches(ctx, row, c) for c in node["conditions"])
-            if node["operator"] == "AND":
-                return all(results)
-            if node["operator"] == "OR":
-                return any(results)
-            return not any(results)
-        for key, value in node.items():
+        return filter_matches(node, lambda condition: self._condition_matches(ctx, row, condition))
+
+    def _condition_matches(self, ctx: CallContext, row: SubmissionRow, condition: dict[str, Any]) -> bool:
+        for key, value in condition.items():
             if key in ("identityIds", "emailIds", "threadIds"):
                 attribute = {"identityIds": row.identity_id, "emailIds": row.email_id, "threadIds": row.thread_id}[key]
                 if attribute not in {ctx.resolve_creation_id(v) or v for v in value}:
