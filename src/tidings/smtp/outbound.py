@@ -257,12 +257,9 @@ class QueueWorker:
                 await loop.run_in_executor(self.executor, self._housekeeping)
             except asyncio.CancelledError:
                 raise
-            except RuntimeError:
-                if getattr(self.executor, "_shutdown", False):
-                    return  # the server is shutting down: its threads are gone, and so is our work
-                log.exception("queue worker error")
-                next_due = time.time() + 5
             except Exception:
+                if self.store.closed or getattr(self.executor, "_shutdown", False):
+                    return  # the server is shutting down: its store or threads are gone, and our work
                 log.exception("queue worker error")
                 next_due = time.time() + 5
             delay = self.poll if next_due is None else min(self.poll, max(0.0, next_due - time.time()))

@@ -666,6 +666,8 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._listeners: list[StateListener] = []
+        # Set by close(): background workers that outlive the server stop instead of failing.
+        self.closed = False
 
     def subscribe(self, listener: StateListener) -> None:
         self._listeners.append(listener)

@@ -195,6 +195,7 @@ class PgStore(Store):
         return len(unreferenced)
 
     def close(self) -> None:
+        self.closed = True
         self.pool.close()
 
 

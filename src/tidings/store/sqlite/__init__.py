@@ -179,6 +179,7 @@ class SqliteStore(Store):
         return False
 
     def close(self) -> None:
+        self.closed = True
         with self._lock:
             for conn in self._all:
                 try:
