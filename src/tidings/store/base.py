@@ -669,6 +669,13 @@ class Store(ABC):
         # Set by close(): background workers that outlive the server stop instead of failing.
         self.closed = False
 
+    def _account(self, account_id: str) -> int:
+        """The row number of a wire account id; a malformed one is a StoreError."""
+        pk = account_pk(account_id)
+        if pk is None:
+            raise StoreError(f"bad account id {account_id!r}")
+        return pk
+
     def subscribe(self, listener: StateListener) -> None:
         self._listeners.append(listener)
 

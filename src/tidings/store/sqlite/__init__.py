@@ -51,12 +51,6 @@ class SqliteStore(Store):
     def latest_schema() -> int:
         return LATEST
 
-    def _account(self, account_id: str) -> int:
-        pk = account_pk(account_id)
-        if pk is None:
-            raise StoreError(f"bad account id {account_id!r}")
-        return pk
-
     def account_exists(self, account_id: str) -> bool:
         pk = account_pk(account_id)
         if pk is None:
