@@ -28,6 +28,7 @@ from typing import Protocol
 from ..mime import ParsedMessage
 from ..store.base import Store, Transaction, User
 from ..store.blobs import blob_id_for
+from . import reports
 from .ids import EMAIL, to_wire
 from .ingest import ingest, prepare_stored
 
@@ -153,9 +154,12 @@ class Delivery:
         trace: bytes = b"",
         now: int | None = None,
         auto_reply: bool = True,
+        link_reports: bool = True,
     ) -> Delivered:
         """Add the message for one recipient. `mail_from` is the envelope sender ("" for the null
-        sender, None when there is no envelope); `trace` holds Received fields to prepend."""
+        sender, None when there is no envelope); `trace` holds Received fields to prepend.
+        `link_reports`: an MDN or DSN about a submission of the account is linked to it
+        (mail/reports.py); off for the reports the outbound queue makes and links itself."""
         now = int(time.time()) if now is None else now
         head = b""
         if mail_from is not None:
@@ -187,6 +191,8 @@ class Delivery:
                 log.info("duplicate delivery of <%s> to %s dropped", message_id, recipient.address)
                 return Delivered(None, duplicate=True)
             row = ingest(tx, prepared, {mailbox}, frozenset(), now)
+            if link_reports:
+                reports.link(tx, parsed, message, prepared.blob_id)
             if message_id:
                 tx.mailflow.log_delivery(message_id, target, now)
             if auto_reply and self.vacation is not None:

@@ -288,6 +288,8 @@ class SubmissionType(DataType):
             dsn_blob_ids=[],
             mdn_blob_ids=[],
             created_at=int(now),
+            # Reports about the message name it by Message-ID (mail/reports.py).
+            message_id=parsed.message_id[0] if parsed.message_id else None,
         )
         row.id = tx.submissions.insert(row)
         queue_message(tx, blob_id, len(message), mail_from, recipients, now=now, send_at=send_at,
@@ -348,7 +350,7 @@ class SubmissionType(DataType):
         if not rows:
             raise SetError("notFound", "No such submission.")
         # §7.5: removing the record does not affect the delivery (the queue entry stays, unlinked).
-        for blob_id in rows[0].dsn_blob_ids:
+        for blob_id in [*rows[0].dsn_blob_ids, *rows[0].mdn_blob_ids]:
             tx.ref_blob(blob_id, "message/rfc822", 0, -1)
         tx.submissions.delete(rows[0].id)
         tx.record(self.name, obj_id, "destroyed")

@@ -82,8 +82,9 @@ class Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
     ) -> str:
-        # aiosmtpd gives the null reverse-path (RFC 5321 §4.5.5) as "<>"; it is "" from here on.
-        envelope.mail_from = "" if address == "<>" else address
+        # aiosmtpd gives the null reverse-path (RFC 5321 §4.5.5) as "<>", and keeps it so: an empty
+        # mail_from would make it refuse the RCPT that follows ("need MAIL"). It is "" after DATA.
+        envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.SENDER_OK
 
@@ -120,7 +121,7 @@ class Handler:
         trace = self.received(session, envelope, recipients)
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(
-            self.executor, self._deliver_all, raw, envelope.mail_from or "", recipients, trace
+            self.executor, self._deliver_all, raw, _reverse_path(envelope), recipients, trace
         )
         if self.lmtp:
             return self._reply(results)
@@ -170,6 +171,12 @@ class Handler:
     async def handle_exception(self, error: Exception) -> str:
         log.exception("SMTP session error", exc_info=error)
         return replies.INTERNAL_ERROR
+
+
+def _reverse_path(envelope: Envelope) -> str:
+    """The envelope sender, "" for the null reverse-path (RFC 5321 §4.5.5: DSNs, MDNs, auto-replies)."""
+    address = envelope.mail_from or ""
+    return "" if address == "<>" else address
 
 
 def _recipients(envelope: Envelope) -> list[Recipient]:

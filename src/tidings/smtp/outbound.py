@@ -414,7 +414,8 @@ class QueueWorker:
             envelope_id=f"S{entry.submission_id}" if entry.submission_id is not None else None,
         )
         try:
-            delivered = self.delivery.deliver(report, recipient, mail_from="", auto_reply=False)
+            delivered = self.delivery.deliver(report, recipient, mail_from="", auto_reply=False,
+                                               link_reports=False)
         except Exception:
             log.exception("could not deliver the DSN for queue entry %d", entry.id)
             return None

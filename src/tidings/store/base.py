@@ -448,6 +448,8 @@ class SubmissionRow:
 
     identity_id, email_id and thread_id are wire ids; envelope the JSON Envelope; delivery_status
     maps each recipient to its DeliveryStatus object; send_at and created_at are epoch seconds.
+    message_id is the Message-ID (without angle brackets) of the message sent, which reports about
+    it (MDNs, DSNs) name.
     """
 
     id: int
@@ -461,6 +463,7 @@ class SubmissionRow:
     dsn_blob_ids: list[str]
     mdn_blob_ids: list[str]
     created_at: int
+    message_id: str | None = None
 
 
 class Submissions(ABC):
@@ -469,6 +472,10 @@ class Submissions(ABC):
     @abstractmethod
     def rows(self, ids: list[int] | None) -> list[SubmissionRow]:
         """The submissions with these ids (every one when None), ordered by id."""
+
+    @abstractmethod
+    def with_message_id(self, message_id: str) -> list[SubmissionRow]:
+        """The submissions that sent the message with this Message-ID (indexed), ordered by id."""
 
     @abstractmethod
     def insert(self, row: SubmissionRow) -> int: ...
@@ -487,7 +494,9 @@ class QueueEntry:
     """One message in the outbound queue.
 
     `recipients` holds [address, state, last reply] with state "pending", "sent" or "failed".
-    `mail_from` is "" for the null reverse-path. Times are epoch seconds (float).
+    `mail_from` is "" for the null reverse-path. Times are epoch seconds (float). `parameters` holds
+    the DSN parameters to send (RFC 3461 §4), {"mail": {name: value}, "rcpt": {address: {name:
+    value}}} with xtext-decoded values, or None.
     """
 
     id: int
@@ -501,6 +510,7 @@ class QueueEntry:
     expires_at: float
     attempts: int = 0
     last_error: str | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class Outbound(ABC):

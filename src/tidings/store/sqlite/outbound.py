@@ -11,7 +11,7 @@ from ..base import Outbound, OutboundQueue, QueueEntry, account_wire_id
 
 _COLUMNS = (
     "id, account_id, submission_id, blob_id, mail_from, recipients, created_at, due_at, expires_at, attempts,"
-    " last_error"
+    " last_error, parameters"
 )
 
 
@@ -28,6 +28,7 @@ def _entry(r: tuple[Any, ...]) -> QueueEntry:
         expires_at=r[8],
         attempts=r[9],
         last_error=r[10],
+        parameters=orjson.loads(r[11]) if r[11] else None,
     )
 
 
@@ -39,7 +40,7 @@ class SqliteOutbound(Outbound):
     def enqueue(self, entry: QueueEntry) -> int:
         cur = self.conn.execute(
             "INSERT INTO outbound_queue (account_id, submission_id, blob_id, mail_from, recipients, created_at,"
-            " due_at, expires_at, attempts, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " due_at, expires_at, attempts, last_error, parameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.account_pk,
                 entry.submission_id,
@@ -51,6 +52,7 @@ class SqliteOutbound(Outbound):
                 entry.expires_at,
                 entry.attempts,
                 entry.last_error,
+                orjson.dumps(entry.parameters).decode() if entry.parameters else None,
             ),
         )
         assert cur.lastrowid is not None

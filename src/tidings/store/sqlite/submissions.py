@@ -11,7 +11,7 @@ from ..base import SubmissionRow, Submissions
 
 _COLUMNS = (
     "id, identity_id, email_id, thread_id, envelope, send_at, undo_status, delivery_status, dsn_blob_ids,"
-    " mdn_blob_ids, created_at"
+    " mdn_blob_ids, created_at, message_id"
 )
 _UPDATABLE = frozenset({"undo_status", "delivery_status", "dsn_blob_ids", "mdn_blob_ids"})
 _JSON = frozenset({"delivery_status", "dsn_blob_ids", "mdn_blob_ids"})
@@ -30,6 +30,7 @@ def _row(r: tuple[Any, ...]) -> SubmissionRow:
         dsn_blob_ids=orjson.loads(r[8]),
         mdn_blob_ids=orjson.loads(r[9]),
         created_at=r[10],
+        message_id=r[11],
     )
 
 
@@ -55,10 +56,18 @@ class SqliteSubmissions(Submissions):
             out.extend(_row(r) for r in found)
         return sorted(out, key=lambda row: row.id)
 
+    def with_message_id(self, message_id: str) -> list[SubmissionRow]:
+        found = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM submissions WHERE account_id = ? AND message_id = ? ORDER BY id",
+            (self.account_pk, message_id),
+        )
+        return [_row(r) for r in found]
+
     def insert(self, row: SubmissionRow) -> int:
         cur = self.conn.execute(
             "INSERT INTO submissions (account_id, identity_id, email_id, thread_id, envelope, send_at, undo_status,"
-            " delivery_status, dsn_blob_ids, mdn_blob_ids, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " delivery_status, dsn_blob_ids, mdn_blob_ids, created_at, message_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.account_pk,
                 row.identity_id,
@@ -71,6 +80,7 @@ class SqliteSubmissions(Submissions):
                 orjson.dumps(row.dsn_blob_ids).decode(),
                 orjson.dumps(row.mdn_blob_ids).decode(),
                 row.created_at,
+                row.message_id,
             ),
         )
         assert cur.lastrowid is not None
