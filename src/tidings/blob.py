@@ -1,8 +1,9 @@
 """Binary data (RFC 8620 §6): uploads, access checks for downloads, Blob/copy.
 
-Most blobs are files in the content-addressed store ("B..." ids). Other features may add derived
-blobs (an attachment inside a stored message, say) by registering a resolver for their id prefix;
-a resolver checks the account's access and returns the bytes.
+Stored blobs ("B..." ids) are content-addressed: files, or rows in the database for small ones
+(store/blobs.py). Other features may add derived blobs (an attachment inside a stored message, say)
+by registering a resolver for their id prefix; a resolver checks the account's access and returns
+the bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .store.blobs import is_blob_id
 
 @dataclass(frozen=True)
 class BlobContent:
-    """What a download serves: a file on disk, or bytes computed from another blob."""
+    """What a download serves: a file on disk, or bytes (a small blob kept in the database, or bytes
+    computed from another blob)."""
 
     blob_id: str
     size: int
@@ -50,7 +52,11 @@ class Blobs:
             if info is None:
                 return None
             path = self.store.blobs.path(blob_id)
-            return BlobContent(blob_id, info.size, path=path) if path.is_file() else None
+            if path.is_file():
+                return BlobContent(blob_id, info.size, path=path)
+            # A small blob kept in the database (store/blobs.py).
+            data = self.store.blobs.read(blob_id)
+            return BlobContent(blob_id, len(data), data=data) if data is not None else None
         resolver = self.resolvers.get(blob_id[:1])
         return resolver(tx, blob_id) if resolver else None
 
@@ -98,7 +104,9 @@ class Blobs:
                     not_copied[blob_id] = SetError("notFound", "No such blob in the from account.").to_json()
                     continue
                 target = blob_id
-                if content.data is not None:
+                if content.data is not None and not is_blob_id(blob_id):
+                    # A derived blob (a part of a message) becomes a blob of its own; a stored one,
+                    # file or database row, is shared as it is (content-addressed, immutable).
                     target = self.store.blobs.put(content.data)
                 tx.add_upload(target, "application/octet-stream", content.size, int(time.time()) + self.upload_ttl)
                 copied[blob_id] = target

@@ -21,13 +21,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..mime import ParsedMessage
 from ..store.base import Store, Transaction, User
-from ..store.blobs import blob_id_for
+from ..store.blobs import INLINE_MAX, blob_id_for
 from . import reports
 from .ids import EMAIL, to_wire
 from .ingest import ingest, prepare_stored
@@ -167,14 +167,20 @@ class Delivery:
             head += b"Return-Path: <" + mail_from.encode("utf-8", "surrogateescape") + b">\r\n"
         head += b"Delivered-To: " + recipient.address.encode("utf-8", "surrogateescape") + b"\r\n"
         message = head + trace + raw
-        # The blob is written and fsynced in another thread while this one parses and prepares the
-        # transaction (fsync waits, parsing computes): the same result as `prepare`, in less time.
-        # The commit waits for the blob, so no committed row ever names a blob that is not on disk.
-        stored = self._blob_writer.submit(self.store.blobs.put, message)
+        # A small message (most mail) is kept in the database, written by the transaction that
+        # ingests it: its commit makes row and message durable with one fsync (store/blobs.py).
+        # A larger one is a file, written and fsynced in another thread while this one parses and
+        # prepares the transaction (fsync waits, parsing computes); the commit waits for it, so no
+        # committed row ever names a blob that is not on disk.
+        inline = len(message) <= INLINE_MAX
+        stored: Future[str] | None = None
+        if not inline:
+            stored = self._blob_writer.submit(self.store.blobs.put, message)
         try:
             prepared = prepare_stored(blob_id_for(message), message)
         except BaseException:
-            stored.result()
+            if stored is not None:
+                stored.result()
             raise
         parsed = prepared.parsed
         message_id = parsed.message_id[0] if parsed.message_id else None
@@ -185,11 +191,14 @@ class Delivery:
                 raise LookupError(f"account {tx.account_id} has no Inbox")
             target = str(mailbox)
             if message_id and tx.mailflow.delivered_since(message_id, target, now - self.duplicate_window):
-                stored.result()
-                # Not referenced by any email: let the garbage collector take the blob file.
-                tx.add_upload(prepared.blob_id, "message/rfc822", parsed.size, now)
+                if stored is not None:
+                    stored.result()
+                    # Not referenced by any email: let the garbage collector take the blob file.
+                    tx.add_upload(prepared.blob_id, "message/rfc822", parsed.size, now)
                 log.info("duplicate delivery of <%s> to %s dropped", message_id, recipient.address)
                 return Delivered(None, duplicate=True)
+            if inline:
+                tx.put_inline_blob(prepared.blob_id, message)
             row = ingest(tx, prepared, {mailbox}, frozenset(), now)
             if link_reports:
                 reports.link(tx, parsed, message, prepared.blob_id)
@@ -198,7 +207,8 @@ class Delivery:
             if auto_reply and self.vacation is not None:
                 replied = self.vacation(tx, recipient, mail_from, parsed, now)
             # The blob must be durable before the commit that refers to it (raises if it failed).
-            stored.result()
+            if stored is not None:
+                stored.result()
         if replied and self.on_enqueued is not None:
             self.on_enqueued()
         return Delivered(to_wire(EMAIL, row.id), prepared.blob_id, parsed.size)

@@ -638,6 +638,12 @@ class Transaction(ABC):
     @abstractmethod
     def ref_blob(self, blob_id: str, media_type: str, size: int, delta: int) -> None: ...
 
+    @abstractmethod
+    def put_inline_blob(self, blob_id: str, data: bytes) -> None:
+        """Keep a small blob (store/blobs.py INLINE_MAX) in the database, durable with this
+        transaction's commit and readable through `Store.blobs` from then on; nothing when it is
+        there already. The caller computes the content-addressed id (`blob_id_for`)."""
+
 
 class Store(ABC):
     blobs: FileBlobStore
@@ -666,7 +672,8 @@ class Store(ABC):
 
     @abstractmethod
     def collect_garbage(self, now: int) -> int:
-        """Forget expired uploads nothing refers to and delete blob files no account can read."""
+        """Forget expired uploads nothing refers to and delete the blobs (files, and rows kept in
+        the database) no account can read."""
 
     @abstractmethod
     def schema_version(self) -> int: ...

@@ -55,7 +55,7 @@ class PgStore(Store):
         super().__init__()
         self.url = url
         self.origin = secrets.token_hex(8)
-        self.blobs = FileBlobStore(blob_dir, fsync=fsync_blobs)
+        self.blobs = FileBlobStore(blob_dir, fsync=fsync_blobs, inline=self._inline_blob)
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 migrate(conn, upgrade=upgrade)
@@ -91,6 +91,18 @@ class PgStore(Store):
     def schema_version(self) -> int:
         with self._connection() as conn:
             return schema_version(conn.raw)
+
+    def _inline_blob(self, blob_id: str) -> bytes | None:
+        """A blob kept in the database (store/blobs.py): read in this thread's running transaction
+        if there is one (it may have written the blob), else on a connection from the pool."""
+        query = "SELECT data FROM blob_data WHERE blob_id = ?"
+        active: PgConnection | None = getattr(self._local, "active", None)
+        if active is not None:
+            row = active.execute(query, (blob_id,)).fetchone()
+        else:
+            with self._connection() as conn:
+                row = conn.execute(query, (blob_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     @staticmethod
     def latest_schema() -> int:
@@ -183,6 +195,8 @@ class PgStore(Store):
                 for b in sorted(set(expired))
                 if conn.execute("SELECT 1 FROM account_blobs WHERE blob_id = ? LIMIT 1", (b,)).fetchone() is None
             ]
+            # Blobs kept in the database go in this transaction; files after it has committed.
+            conn.executemany("DELETE FROM blob_data WHERE blob_id = ?", [(b,) for b in unreferenced])
         for blob_id in unreferenced:
             self.blobs.delete(blob_id)
         self.blobs.sweep_temporary()

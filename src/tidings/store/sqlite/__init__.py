@@ -29,7 +29,7 @@ class SqliteStore(Store):
         data_dir.mkdir(parents=True, exist_ok=True)
         self.path = data_dir / "tidings.sqlite3"
         self.synchronous = synchronous
-        self.blobs = FileBlobStore(data_dir / "blobs", fsync=fsync_blobs)
+        self.blobs = FileBlobStore(data_dir / "blobs", fsync=fsync_blobs, inline=self._inline_blob)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -46,6 +46,12 @@ class SqliteStore(Store):
 
     def schema_version(self) -> int:
         return schema_version(self._conn())
+
+    def _inline_blob(self, blob_id: str) -> bytes | None:
+        """A blob kept in the database (store/blobs.py), read on this thread's connection: inside
+        its running transaction if there is one, so a blob written by it is seen."""
+        row = self._conn().execute("SELECT data FROM blob_data WHERE blob_id = ?", (blob_id,)).fetchone()
+        return bytes(row[0]) if row else None
 
     @staticmethod
     def latest_schema() -> int:
@@ -159,6 +165,8 @@ class SqliteStore(Store):
                 if conn.execute("SELECT 1 FROM account_blobs WHERE blob_id = ? LIMIT 1", (b,)).fetchone() is None
                 and not self._blob_in_use(conn, b)
             ]
+            # Blobs kept in the database go in this transaction; files after it has committed.
+            conn.executemany("DELETE FROM blob_data WHERE blob_id = ?", [(b,) for b in unreferenced])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -200,3 +200,6 @@ class SqliteTransaction(Transaction):
                 "UPDATE account_blobs SET refs = max(0, refs + ?) WHERE account_id = ? AND blob_id = ?",
                 (delta, self.account_pk, blob_id),
             )
+
+    def put_inline_blob(self, blob_id: str, data: bytes) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO blob_data (blob_id, data) VALUES (?, ?)", (blob_id, data))
