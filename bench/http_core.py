@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -27,25 +26,11 @@ from pathlib import Path
 
 import orjson
 
+from bench.common import cpu_seconds, free_port, tidings_command
+from bench.common import machine as common_machine
+
 USER, PASSWORD = "bench", "bench-password"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
-
-
-def tidings_command() -> list[str]:
-    script = Path(sys.executable).with_name("tidings")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "tidings.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (proc(5): fields 14 and 15, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -118,13 +103,8 @@ def measure(name: str, pid: int, port: int, body: bytes, clients: int, seconds: 
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return f"{os.cpu_count()} CPUs ({model}), {mem_kb / 1024 / 1024:.1f} GiB RAM, Python {platform.python_version()}"
+    info = common_machine()
+    return f"{info['cores']} CPUs ({info['cpu']}), {info['ram_gib']} GiB RAM, Python {info['python']}"
 
 
 def main() -> int:

@@ -17,41 +17,90 @@ import json
 import os
 import shutil
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_seconds, free_port, wait_for_port
 from bench.mailgen import messages
 
 TIDINGS = [sys.executable, "-m", "tidings.cli"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class DeliveryError(RuntimeError):
+    """The server refused a message."""
 
 
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def send_one(client: smtplib.LMTP, recipient: str, raw: bytes) -> None:
+    """One LMTP transaction; the final reply comes once the server has stored the message (RFC 2033)."""
+    client.mail("sender@gen.example", ["BODY=8BITMIME", f"SIZE={len(raw)}"])
+    client.rcpt(recipient)
+    code, reply = client.data(raw)
+    if code != 250:
+        raise DeliveryError(f"delivery refused: {code} {reply!r}")
+
+
+@dataclass
+class Delivered:
+    """Latencies (seconds, MAIL to the final reply) of every message, and the wall-clock time of them all."""
+
+    latencies: list[float]
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+
+def deliver(port: int, recipient: str, corpus: Iterable[bytes], connections: int = 1,
+            progress: Callable[[int], None] | None = None) -> Delivered:
+    """Deliver every message of `corpus` over `connections` LMTP connections in parallel, each taking the
+    next message in order from the shared iterator (so the mailbox fills in about the corpus's order)."""
+    source: Iterator[bytes] = iter(corpus)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+
+    def next_message() -> bytes | None:
+        with lock:
+            if errors:
+                return None
+            return next(source, None)
+
+    def run() -> None:
+        mine = []
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
+            client = smtplib.LMTP("127.0.0.1", port, timeout=300)
+            client.ehlo("bench.example")
+            while (raw := next_message()) is not None:
+                began = time.perf_counter()
+                send_one(client, recipient, raw)
+                mine.append(time.perf_counter() - began)
+                if progress is not None:
+                    progress(1)
+            client.quit()
+        except BaseException as error:
+            errors.append(error)
+        with lock:
+            latencies.extend(mine)
 
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    started = time.perf_counter()
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return Delivered(latencies, elapsed)
 
 
 def one_run(corpus: list[bytes], data: Path) -> dict[str, Any]:
@@ -65,23 +114,11 @@ def one_run(corpus: list[bytes], data: Path) -> dict[str, Any]:
         env=env,
     )
     try:
-        wait_for_port(lmtp_port)
-        client = smtplib.LMTP("127.0.0.1", lmtp_port)
-        client.ehlo("bench.example")
-        latencies = []
+        wait_for_port(lmtp_port, 30, server)
         cpu_before = cpu_seconds(server.pid)
-        started = time.perf_counter()
-        for raw in corpus:
-            begin = time.perf_counter()
-            client.mail("sender@gen.example", ["BODY=8BITMIME", "SMTPUTF8", f"SIZE={len(raw)}"])
-            client.rcpt("alice@example.com")
-            code, reply = client.data(raw)
-            if code != 250:
-                raise RuntimeError(f"delivery refused: {code} {reply!r}")
-            latencies.append(time.perf_counter() - begin)
-        elapsed = time.perf_counter() - started
+        delivered = deliver(lmtp_port, "alice@example.com", corpus)
         cpu = cpu_seconds(server.pid) - cpu_before
-        client.quit()
+        latencies, elapsed = delivered.latencies, delivered.seconds
     finally:
         server.terminate()
         server.wait(30)

@@ -24,123 +24,22 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
+from bench.common import free_port, percentile, rss_kb
+from bench.jmap import MAIL, Calls, Client, list_view, measure, open_thread, search
 from bench.mailgen import VOCABULARY, write_mbox
 
-CORE = "urn:ietf:params:jmap:core"
-MAIL = "urn:ietf:params:jmap:mail"
-LIST_PROPERTIES = ["threadId", "mailboxIds", "keywords", "size", "receivedAt", "from", "to", "subject", "preview",
-                   "hasAttachment"]
-THREAD_PROPERTIES = ["threadId", "mailboxIds", "keywords", "receivedAt", "from", "to", "cc", "subject", "sentAt",
-                     "htmlBody", "textBody", "attachments", "bodyValues"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-class Client:
-    def __init__(self, url: str, account: str | None = None) -> None:
-        self.http = httpx.Client(base_url=url, auth=("bench", "bench"), timeout=120)
-        self.account = account or ""
-
-    def api(self, calls: list[list[Any]]) -> list[Any]:
-        body = orjson.dumps({"using": [CORE, MAIL], "methodCalls": calls})
-        response = self.http.post("/jmap/api/", content=body, headers={"Content-Type": "application/json"})
-        response.raise_for_status()
-        out: list[Any] = response.json()["methodResponses"]
-        for name, args, _ in out:
-            if name == "error":
-                raise RuntimeError(f"method error: {args}")
-        return out
-
-
-def list_view(account: str, inbox: str, position: int = 0) -> list[list[Any]]:
-    return [
-        ["Email/query", {"accountId": account, "filter": {"inMailbox": inbox},
-                         "sort": [{"property": "receivedAt", "isAscending": False}], "collapseThreads": True,
-                         "position": position, "limit": 50, "calculateTotal": True}, "q"],
-        ["Email/get", {"accountId": account, "#ids": {"resultOf": "q", "name": "Email/query", "path": "/ids"},
-                       "properties": LIST_PROPERTIES}, "g"],
-    ]
-
-
-def open_thread(account: str, thread_id: str) -> list[list[Any]]:
-    return [
-        ["Thread/get", {"accountId": account, "ids": [thread_id]}, "t"],
-        ["Email/get", {"accountId": account,
-                       "#ids": {"resultOf": "t", "name": "Thread/get", "path": "/list/*/emailIds"},
-                       "properties": THREAD_PROPERTIES, "fetchHTMLBodyValues": True}, "e"],
-    ]
-
-
-def search(account: str, word: str) -> list[list[Any]]:
-    text_filter = {"text": word}
-    return [
-        ["Email/query", {"accountId": account, "filter": text_filter,
-                         "sort": [{"property": "receivedAt", "isAscending": False}], "collapseThreads": True,
-                         "limit": 20}, "s"],
-        ["SearchSnippet/get", {"accountId": account, "filter": text_filter,
-                               "#emailIds": {"resultOf": "s", "name": "Email/query", "path": "/ids"}}, "n"],
-        ["Email/get", {"accountId": account, "#ids": {"resultOf": "s", "name": "Email/query", "path": "/ids"},
-                       "properties": LIST_PROPERTIES}, "g"],
-    ]
-
-
-def measure(url: str, account: str, clients: int, requests: int,
-            make: Callable[[random.Random], list[list[Any]]]) -> list[float]:
-    """Milliseconds per request, from `clients` threads each sending `requests` requests."""
-    timings: list[float] = []
-    lock = threading.Lock()
-
-    def run(seed: int) -> None:
-        rng = random.Random(seed)
-        client = Client(url, account)
-        client.api(make(rng))  # warm the connection
-        mine = []
-        for _ in range(requests):
-            calls = make(rng)
-            started = time.perf_counter()
-            client.api(calls)
-            mine.append((time.perf_counter() - started) * 1000)
-        client.http.close()
-        with lock:
-            timings.extend(mine)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return timings
+AUTH = ("bench", "bench")
 
 
 def import_mailbox(data: Path, mbox: Path, workers: int | None) -> tuple[int, float]:
@@ -213,8 +112,7 @@ def main() -> None:
               file=sys.stderr)
     process, url = start_server(data)
     try:
-        setup = Client(url)
-        session = setup.http.get("/.well-known/jmap").json()
+        setup, session = Client.discover(url + "/.well-known/jmap", AUTH)
         account = session["primaryAccounts"][MAIL]
         mailboxes = setup.api([["Mailbox/get", {"accountId": account}, "m"]])[0][1]["list"]
         inbox = next(m["id"] for m in mailboxes if m["role"] == "inbox")
@@ -225,16 +123,23 @@ def main() -> None:
         words = VOCABULARY[300:3000]
         n = args.clients
         r = args.requests
-        cases = {
+        cases: dict[str, Callable[[random.Random], Calls]] = {
             "list": lambda rng: list_view(account, inbox),
             "page": lambda rng: list_view(account, inbox, 5000),
             "thread": lambda rng: open_thread(account, rng.choice(thread_ids)),
             "search": lambda rng: search(account, rng.choice(words)),
         }
+        def connect() -> Client:
+            return Client(setup.api_url, AUTH)
+
         for name, make in cases.items():
-            timings = measure(url, account, n, r, make)
+            def request(rng: random.Random, _client: int, _iteration: int,
+                        make: Callable[[random.Random], Calls] = make) -> Calls:
+                return make(rng)
+
+            timings = measure(connect, n, r, request).latencies
             results[name] = summarise(name, timings)
-            single = measure(url, account, 1, r, make)
+            single = measure(connect, 1, r, request).latencies
             results[name + "_1"] = summarise(name, single)
             print(f"{name}: p50 {results[name]['p50']} ms, p95 {results[name]['p95']} ms ({n} clients);"
                   f" p50 {results[name + '_1']['p50']} ms alone", file=sys.stderr)
@@ -242,6 +147,7 @@ def main() -> None:
         results["rss_anon_mb"] = round(rss_kb(process.pid, "RssAnon") / 1024)
         results["load"] = os.getloadavg()[0]
         results["total_threads"] = first[0][1]["total"]
+        setup.close()
     finally:
         process.terminate()
         process.wait(30)
