@@ -70,6 +70,8 @@ class MailFlowFeature:
         if self.max_delayed_send > 0:
             # RFC 4865 §3: FUTURERELEASE's first argument is the longest hold, in seconds.
             extensions["FUTURERELEASE"] = [str(self.max_delayed_send)]
+        # RFC 3461: NOTIFY/ORCPT on rcptTo, RET/ENVID on mailFrom (mail/dsnparams.py, smtp/outbound.py).
+        extensions["DSN"] = []
         registry.add_capability(
             SUBMISSION_CAPABILITY,
             {},

@@ -9,6 +9,7 @@ see the queue progress.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..store.base import QueueEntry, SubmissionRow, Transaction
 
@@ -37,8 +38,10 @@ def queue_message(
     send_at: float,
     give_up: float,
     submission_id: int | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> int:
-    """Add a message to the queue; the entry holds a reference on the blob until it is done."""
+    """Add a message to the queue; the entry holds a reference on the blob until it is done.
+    `parameters`: the DSN parameters to send it with (store/base.py `QueueEntry`)."""
     tx.ref_blob(blob_id, "message/rfc822", size, +1)
     entry = QueueEntry(
         id=0,
@@ -50,6 +53,7 @@ def queue_message(
         created_at=now,
         due_at=send_at,
         expires_at=send_at + give_up,
+        parameters=parameters,
     )
     return tx.outbound.enqueue(entry)
 

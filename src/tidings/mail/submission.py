@@ -7,7 +7,9 @@ mail/outbox.py. undoStatus is `pending` until the first attempt begins; a pendin
 canceled (its queue entry is removed atomically, or `cannotUnsend` if an attempt has begun).
 
 Delayed send is FUTURERELEASE (RFC 4865): HOLDFOR / HOLDUNTIL parameters of the envelope's
-mailFrom, up to maxDelayedSend seconds ahead.
+mailFrom, up to maxDelayedSend seconds ahead. The DSN extension (RFC 3461): RET and ENVID on
+mailFrom, NOTIFY and ORCPT on each rcptTo, checked here and kept with the queue entry, which passes
+them on to a next hop that offers DSN and acts on them itself otherwise (smtp/outbound.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..jmap.registry import Method, Registry
 from ..jmap.types import format_utc, is_object, is_string, is_utc_date, list_of, nullable, parse_date
 from ..mime import parse_message
 from ..store.base import Store, SubmissionRow, User
+from . import dsnparams
 from .delivery import Resolver
 from .email import EmailType
 from .identity import IDENTITY, SUBMISSION_CAPABILITY, IdentityType
@@ -43,9 +46,11 @@ MAX_RECIPIENTS = 1000
 UNDO_STATUSES = ("pending", "final", "canceled")
 QUEUED_REPLY = "250 2.0.0 Queued for delivery"
 CANCELED_REPLY = "554 5.0.0 Submission canceled"
-# mailFrom parameters accepted (RFC 4865 HOLDFOR/HOLDUNTIL are acted on; the others are ones this
-# server sets itself when sending, so a client's value changes nothing).
-MAIL_PARAMETERS = frozenset({"HOLDFOR", "HOLDUNTIL", "SIZE", "BODY", "SMTPUTF8"})
+# mailFrom parameters accepted: RFC 4865 HOLDFOR/HOLDUNTIL and RFC 3461 RET/ENVID are acted on;
+# SIZE, BODY and SMTPUTF8 are ones this server sets itself when sending (from the message), so a
+# client's value changes nothing. rcptTo parameters: RFC 3461 NOTIFY and ORCPT.
+MAIL_PARAMETERS = frozenset({"HOLDFOR", "HOLDUNTIL", "SIZE", "BODY", "SMTPUTF8"}) | dsnparams.MAIL_PARAMETERS
+RCPT_PARAMETERS = dsnparams.RCPT_PARAMETERS
 # An addr-spec good enough to send to: no spaces, controls or angle brackets; a dotted domain or an
 # address literal.
 _LABEL = r"[A-Za-z0-9\-\u0080-\U0010ffff]+"
@@ -144,6 +149,8 @@ def hold_until(params: dict[str, Any] | None, now: float, max_delay: int) -> flo
     if unknown:
         raise invalid_properties("envelope", description=f"Unsupported mailFrom parameters: {sorted(unknown)}.")
     upper = {k.upper(): v for k, v in params.items()}
+    if "SIZE" in upper and not (isinstance(upper["SIZE"], str) and upper["SIZE"].isdigit()):
+        raise invalid_properties("envelope", description="SIZE must be a number of octets (RFC 1870).")
     if "HOLDFOR" in upper and "HOLDUNTIL" in upper:
         raise invalid_properties("envelope", description="HOLDFOR and HOLDUNTIL cannot be combined (RFC 4865 §3).")
     if "HOLDFOR" not in upper and "HOLDUNTIL" not in upper:
@@ -165,6 +172,40 @@ def hold_until(params: dict[str, Any] | None, now: float, max_delay: int) -> flo
     if delay > max_delay:
         raise invalid_properties("envelope", description=f"At most {max_delay} seconds ahead (maxDelayedSend).")
     return now + delay
+
+
+def dsn_parameters(envelope: dict[str, Any], recipients: list[str]) -> dict[str, Any] | None:
+    """The envelope's DSN parameters (RFC 3461 §4), checked and normalised, as the queue entry keeps
+    them: {"mail": {...}, "rcpt": {address: {...}}}; None when there are none. SetError if invalid."""
+
+    def checked(params: dict[str, Any] | None, allowed: frozenset[str], where: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, value in (params or {}).items():
+            upper = name.upper()
+            if upper not in allowed:
+                continue
+            if upper in out:
+                raise invalid_properties("envelope", description=f"{upper} is given twice on {where}.")
+            try:
+                out[upper] = dsnparams.check_decoded(upper, value)
+            except dsnparams.ParameterError as error:
+                raise invalid_properties("envelope", description=f"{where}: {error}.") from None
+        return out
+
+    mail = checked(envelope["mailFrom"].get("parameters"), dsnparams.MAIL_PARAMETERS, "mailFrom")
+    rcpt: dict[str, dict[str, str]] = {}
+    for address in envelope["rcptTo"]:
+        params = address.get("parameters") or {}
+        unknown = {k.upper() for k in params} - RCPT_PARAMETERS
+        if unknown:
+            raise invalid_properties("envelope", description=f"Unsupported rcptTo parameters: {sorted(unknown)}.")
+        found = checked(params, RCPT_PARAMETERS, f"rcptTo {address['email']}")
+        # A recipient given twice is sent to once, with the parameters it was first given.
+        if found and address["email"] in recipients and address["email"] not in rcpt:
+            rcpt[address["email"]] = found
+    if not mail and not rcpt:
+        return None
+    return {"mail": mail, "rcpt": rcpt}
 
 
 def _addresses(values: Iterable[Any] | None) -> list[str]:
@@ -267,8 +308,7 @@ class SubmissionType(DataType):
         if len(recipients) > MAX_RECIPIENTS:
             raise SetError("tooManyRecipients", f"At most {MAX_RECIPIENTS} recipients.", maxRecipients=MAX_RECIPIENTS)
         invalid = [a for a in recipients if not _ADDRESS.fullmatch(a)]
-        if any(a.get("parameters") for a in envelope["rcptTo"]):
-            raise invalid_properties("envelope", description="RCPT TO parameters are not supported.")
+        parameters = dsn_parameters(envelope, recipients)
         if invalid:
             raise SetError("invalidRecipients", "Invalid recipient addresses.", invalidRecipients=invalid)
 
@@ -293,7 +333,7 @@ class SubmissionType(DataType):
         )
         row.id = tx.submissions.insert(row)
         queue_message(tx, blob_id, len(message), mail_from, recipients, now=now, send_at=send_at,
-                      give_up=self.give_up, submission_id=row.id)
+                      give_up=self.give_up, submission_id=row.id, parameters=parameters)
         wire = to_wire(SUBMISSION, row.id)
         tx.record(self.name, wire, "created")
         out = {k: v for k, v in to_json(row).items() if k not in ("identityId", "emailId")}

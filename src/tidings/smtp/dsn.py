@@ -1,5 +1,6 @@
 """Delivery Status Notifications (RFC 3464): the report returned to a sender whose message could not
-be delivered to some recipients."""
+be delivered to some recipients, or, when they asked for it with NOTIFY=SUCCESS (RFC 3461), was
+delivered or relayed without DSN."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ _ENHANCED = re.compile(r"^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 @dataclass(frozen=True)
-class Failure:
+class Notice:
+    """One recipient's block: its address, the last SMTP reply, the host that gave it, the Action
+    (RFC 3464 §2.3.3: failed, delivered, relayed) and the ORCPT it was sent with (RFC 3461 §4.2)."""
+
     recipient: str
     reply: str
     remote_mta: str | None = None
+    action: str = "failed"
+    original_recipient: str | None = None
+
 
 
 def status_code(reply: str) -> str:
@@ -35,22 +42,28 @@ def compose(
     *,
     reporting_mta: str,
     sender: str,
-    failures: list[Failure],
+    notices: list[Notice],
     original: bytes,
     arrival: float,
     attempted: float,
     message_id: str,
     envelope_id: str | None = None,
+    return_full: bool = False,
 ) -> bytes:
     """A multipart/report; report-type=delivery-status message (RFC 3464 §2, RFC 6522).
 
     `message_id` is chosen by the caller so that a report made twice (a crash between delivering it
-    and recording the attempt) is the same message, and duplicate suppression drops the second."""
+    and recording the attempt) is the same message, and duplicate suppression drops the second.
+    The third part is the original's header section, or the whole message when `return_full`
+    (RET=FULL, RFC 3461 §4.3) and the report has a failure."""
     boundary = "dsn-" + secrets.token_hex(12)
+    failures = [n for n in notices if n.action == "failed"]
+    others = [n for n in notices if n.action != "failed"]
+    subject = "Undelivered Mail Returned to Sender" if failures else "Successful Mail Delivery Report"
     lines = [
         f"From: Mail Delivery System <MAILER-DAEMON@{reporting_mta}>",
         f"To: <{sender}>",
-        "Subject: Undelivered Mail Returned to Sender",
+        f"Subject: {subject}",
         f"Date: {formatdate(attempted, localtime=False)}",
         f"Message-ID: <{message_id}>",
         # RFC 3834 §5: DSNs are automatic responses too.
@@ -64,28 +77,37 @@ def compose(
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: 8bit",
         "",
-        f"Your message could not be delivered to {len(failures)} recipient(s):",
-        "",
     ]
-    for failure in failures:
-        lines.append(f"  {failure.recipient}: {failure.reply}")
-    lines += ["", f"--{boundary}", "Content-Type: message/delivery-status", ""]
+    if failures:
+        lines += [f"Your message could not be delivered to {len(failures)} recipient(s):", ""]
+        lines += [f"  {n.recipient}: {n.reply}" for n in failures]
+        lines.append("")
+    if others:
+        lines += ["As you asked, a report of the delivery of your message:", ""]
+        lines += [f"  {n.recipient}: {n.action} ({n.reply})" for n in others]
+        lines.append("")
+    lines += [f"--{boundary}", "Content-Type: message/delivery-status", ""]
     # §2.2: per-message fields, then one block of per-recipient fields for each recipient (§2.3).
     lines.append(f"Reporting-MTA: dns; {reporting_mta}")
     if envelope_id:
         lines.append(f"Original-Envelope-Id: {envelope_id}")
     lines.append(f"Arrival-Date: {formatdate(arrival, localtime=False)}")
-    for failure in failures:
+    for notice in notices:
+        lines.append("")
+        if notice.original_recipient:
+            # §2.3.1: the ORCPT the message was sent with, as given.
+            lines.append(f"Original-Recipient: {notice.original_recipient}")
         lines += [
-            "",
-            f"Final-Recipient: rfc822; {failure.recipient}",
-            "Action: failed",
-            f"Status: {status_code(failure.reply)}",
+            f"Final-Recipient: rfc822; {notice.recipient}",
+            f"Action: {notice.action}",
+            f"Status: {status_code(notice.reply)}",
         ]
-        if failure.remote_mta:
-            lines.append(f"Remote-MTA: dns; {failure.remote_mta}")
-        lines.append(f"Diagnostic-Code: smtp; {failure.reply}")
+        if notice.remote_mta:
+            lines.append(f"Remote-MTA: dns; {notice.remote_mta}")
+        lines.append(f"Diagnostic-Code: smtp; {notice.reply}")
         lines.append(f"Last-Attempt-Date: {formatdate(attempted, localtime=False)}")
-    lines += ["", f"--{boundary}", "Content-Type: text/rfc822-headers", ""]
+    full = return_full and bool(failures)
+    lines += ["", f"--{boundary}", "Content-Type: message/rfc822" if full else "Content-Type: text/rfc822-headers", ""]
     head = "\r\n".join(lines).encode("utf-8", "surrogateescape") + b"\r\n"
-    return head + _header_block(original) + f"\r\n--{boundary}--\r\n".encode()
+    returned = original if full else _header_block(original)
+    return head + returned + f"\r\n--{boundary}--\r\n".encode()

@@ -12,10 +12,13 @@ Theory of operation
 * Each recipient's reply decides: 2xx done (delivered "yes" when stored here, "unknown" when relayed,
   RFC 8621 §7), 5xx failed, 4xx or no answer tried again after the next delay of the retry schedule.
   An entry still failing temporarily when its give-up time comes is failed.
-* Failures of a message with a sender produce one DSN (smtp/dsn.py) per attempt, delivered into the
-  sender's mailbox and linked from the submission's dsnBlobIds; then the outcome is written with
-  mail/outbox.py in the account's transaction (deliveryStatus, undoStatus, the change log: push and
-  /changes see the progress).
+* Failures of a message with a sender (and, when the recipient's NOTIFY asks for SUCCESS, local
+  deliveries and relays to a next hop without DSN, RFC 3461 §5.2.2-3) produce one DSN (smtp/dsn.py)
+  per attempt, delivered into the sender's mailbox and linked from the submission's dsnBlobIds;
+  then the outcome is written with mail/outbox.py in the account's transaction (deliveryStatus,
+  undoStatus, the change log: push and /changes see the progress).
+* DSN parameters (RFC 3461) of the entry go to a next hop that offers DSN (§5.2.1); to one that
+  does not, the message goes without them and this server reports what it can (see `_notices`).
 
 Why smtplib in threads: aiosmtplib is not a dependency and aiosmtpd has no client. smtplib has
 everything needed (ESMTP, SIZE, 8BITMIME, SMTPUTF8, STARTTLS, AUTH) and sends are few and
@@ -34,7 +37,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import formatdate
+from typing import Any
 
+from ..mail import dsnparams
 from ..mail.delivery import Delivery, Recipient, Resolver, split_address
 from ..mail.outbox import FAILED, PENDING, SENT, RecipientResult, record_attempt
 from ..store.base import QueueEntry, Store, User
@@ -123,8 +128,12 @@ class SmtpSender:
         starttls: str = "opportunistic",
         user: str = "",
         password: str = "",
+        parameters: dict[str, Any] | None = None,
+        without_dsn: set[str] | None = None,
     ) -> dict[str, RecipientResult]:
         """starttls: "required", "opportunistic" (unverified, RFC 3207 as MTAs do it) or "off".
+        `parameters`: the DSN parameters of the queue entry (RFC 3461), sent when the host offers
+        DSN; when it does not, the recipients accepted without them are added to `without_dsn`.
         Raises OSError/SMTPException when the host cannot be talked to (try another or later)."""
         results: dict[str, RecipientResult] = {}
         with smtplib.SMTP(host, port, local_hostname=self.hostname, timeout=self.timeout) as client:
@@ -147,6 +156,12 @@ class SmtpSender:
             needs_utf8 = not head.isascii() or not mail_from.isascii() or not all(r.isascii() for r in recipients)
             if needs_utf8 and client.has_extn("smtputf8"):
                 options.append("SMTPUTF8")
+            # RFC 3461 §5.2.1: a next hop that offers DSN gets the parameters as they were given.
+            dsn = client.has_extn("dsn")
+            mail_parameters = (parameters or {}).get("mail") or {}
+            rcpt_parameters = (parameters or {}).get("rcpt") or {}
+            if dsn:
+                options += [dsnparams.encode(k, v) for k, v in mail_parameters.items()]
             code, text = client.mail(mail_from, options)
             if code != 250:
                 reply = format_reply(code, text)
@@ -154,7 +169,8 @@ class SmtpSender:
                 return {r: classify(code, reply, relayed=True) for r in recipients}
             accepted = []
             for recipient in recipients:
-                code, text = client.rcpt(recipient)
+                rcpt_options = [dsnparams.encode(k, v) for k, v in rcpt_parameters.get(recipient, {}).items()]
+                code, text = client.rcpt(recipient, rcpt_options if dsn else [])
                 if code in (250, 251):
                     accepted.append(recipient)
                 else:
@@ -170,6 +186,8 @@ class SmtpSender:
             reply = format_reply(code, data_reply)
             for recipient in accepted:
                 results[recipient] = classify(code, reply, relayed=True)
+            if not dsn and without_dsn is not None and 200 <= code < 300:
+                without_dsn.update(accepted)
         return results
 
 
@@ -303,6 +321,7 @@ class QueueWorker:
         pending = [address for address, state, _ in entry.recipients if state == PENDING]
         results: dict[str, RecipientResult] = {}
         remote_mta: dict[str, str] = {}
+        without_dsn: set[str] = set()
         if raw is None:
             results = {a: RecipientResult(FAILED, MESSAGE_LOST, "no") for a in pending}
         else:
@@ -312,7 +331,7 @@ class QueueWorker:
                 results[address] = self._deliver_locally(entry, raw, address)
             if remote:
                 message = self.signer.sign(raw) if self.signer is not None else raw
-                results.update(self._send_remote(entry.mail_from, remote, message, remote_mta))
+                results.update(self._send_remote(entry, remote, message, remote_mta, without_dsn))
         now = time.time()
         still = [a for a, r in results.items() if r.state == PENDING]
         next_due: float | None = None
@@ -324,10 +343,8 @@ class QueueWorker:
             else:
                 delay = self.retry[min(entry.attempts, len(self.retry) - 1)]
                 next_due = min(now + delay, entry.expires_at)
-        failures = [
-            dsn.Failure(a, r.reply, remote_mta.get(a)) for a, r in results.items() if r.state == FAILED
-        ]
-        dsn_blob = self._report(entry, raw or b"", failures, started) if failures and entry.mail_from else None
+        notices = _notices(entry, results, remote_mta, without_dsn)
+        dsn_blob = self._report(entry, raw or b"", notices, started) if notices and entry.mail_from else None
         error = next((r.reply for r in results.values() if r.state == PENDING), None)
         with self.store.write(entry.account_id) as tx:
             record_attempt(tx, entry, results, next_due=next_due, error=error, dsn_blob=dsn_blob)
@@ -348,14 +365,16 @@ class QueueWorker:
         return RecipientResult(SENT, LOCAL_DELIVERED, "yes")
 
     def _send_remote(
-        self, mail_from: str, recipients: list[str], message: bytes, remote_mta: dict[str, str]
+        self, entry: QueueEntry, recipients: list[str], message: bytes, remote_mta: dict[str, str],
+        without_dsn: set[str],
     ) -> dict[str, RecipientResult]:
         if self.relay is not None:
             relay = self.relay
             try:
                 results = self.sender.send(
-                    relay.host, relay.port, mail_from, recipients, message,
+                    relay.host, relay.port, entry.mail_from, recipients, message,
                     starttls="required" if relay.starttls else "off", user=relay.user, password=relay.password,
+                    parameters=entry.parameters, without_dsn=without_dsn,
                 )
             except (OSError, smtplib.SMTPException) as error:
                 reply = _connection_reply(relay.host, error)
@@ -369,11 +388,12 @@ class QueueWorker:
             by_domain.setdefault(parts[1] if parts else "", []).append(address)
         results = {}
         for domain, addresses in by_domain.items():
-            results.update(self._send_to_domain(domain, mail_from, addresses, message, remote_mta))
+            results.update(self._send_to_domain(domain, entry, addresses, message, remote_mta, without_dsn))
         return results
 
     def _send_to_domain(
-        self, domain: str, mail_from: str, recipients: list[str], message: bytes, remote_mta: dict[str, str]
+        self, domain: str, entry: QueueEntry, recipients: list[str], message: bytes, remote_mta: dict[str, str],
+        without_dsn: set[str],
     ) -> dict[str, RecipientResult]:
         try:
             hosts = self.mx_resolver(domain)
@@ -384,7 +404,8 @@ class QueueWorker:
         reply = DNS_FAILED
         for host in hosts:
             try:
-                results = self.sender.send(host, self.mx_port, mail_from, recipients, message)
+                results = self.sender.send(host, self.mx_port, entry.mail_from, recipients, message,
+                                           parameters=entry.parameters, without_dsn=without_dsn)
             except (OSError, smtplib.SMTPException) as error:
                 reply = _connection_reply(host, error)
                 continue
@@ -393,7 +414,7 @@ class QueueWorker:
             return results
         return {r: RecipientResult(PENDING, reply, "queued") for r in recipients}
 
-    def _report(self, entry: QueueEntry, original: bytes, failures: list[dsn.Failure], started: float) -> (
+    def _report(self, entry: QueueEntry, original: bytes, notices: list[dsn.Notice], started: float) -> (
         tuple[str, int] | None
     ):
         """Deliver a DSN to the sender's mailbox; (blob id, size) for dsnBlobIds, or None."""
@@ -403,15 +424,22 @@ class QueueWorker:
             return None
         # The same report for the same attempt has the same Message-ID: see dsn.compose.
         message_id = f"dsn.{entry.id}.{entry.attempts}.{int(entry.created_at)}@{self.hostname}"
+        mail_parameters = (entry.parameters or {}).get("mail") or {}
+        # RFC 3464 §2.2.1: the sender's ENVID when given, else the envelope id the sender knows (the
+        # submission's id).
+        envelope_id = mail_parameters.get("ENVID")
+        if envelope_id is None and entry.submission_id is not None:
+            envelope_id = f"S{entry.submission_id}"
         report = dsn.compose(
             reporting_mta=self.hostname,
             sender=entry.mail_from,
-            failures=failures,
+            notices=notices,
             original=original,
             arrival=entry.created_at,
             attempted=started,
             message_id=message_id,
-            envelope_id=f"S{entry.submission_id}" if entry.submission_id is not None else None,
+            envelope_id=envelope_id,
+            return_full=mail_parameters.get("RET") == "FULL",
         )
         try:
             delivered = self.delivery.deliver(report, recipient, mail_from="", auto_reply=False,
@@ -430,6 +458,32 @@ class QueueWorker:
         with self.store.directory() as directory:
             owner: User | None = next((u for u in directory.users() if u.account_id == entry.account_id), None)
         return Recipient(entry.mail_from, owner) if owner is not None else None
+
+
+def _notices(
+    entry: QueueEntry, results: dict[str, RecipientResult], remote_mta: dict[str, str], without_dsn: set[str]
+) -> list[dsn.Notice]:
+    """What the sender is told of this attempt, per RFC 3461 and each recipient's NOTIFY:
+    - a failure, unless NOTIFY leaves FAILURE out (NEVER, or SUCCESS/DELAY only) (§4.1);
+    - a local delivery when NOTIFY has SUCCESS: Action "delivered" (§5.2.3, final delivery);
+    - a relay to a next hop without DSN when NOTIFY has SUCCESS: Action "relayed" (§5.2.2), as the
+      parameters could not be passed on. A next hop with DSN got them, and reports itself.
+    Delays are not reported (DELAY is a request an MTA may decline, §4.1)."""
+    rcpt_parameters = (entry.parameters or {}).get("rcpt") or {}
+    notices = []
+    for address, result in results.items():
+        parameters = rcpt_parameters.get(address) or {}
+        notify = parameters.get("NOTIFY")
+        if result.state == FAILED and dsnparams.wants(notify, "FAILURE"):
+            action = "failed"
+        elif result.state == SENT and dsnparams.wants(notify, "SUCCESS") and result.delivered == "yes":
+            action = "delivered"
+        elif result.state == SENT and dsnparams.wants(notify, "SUCCESS") and address in without_dsn:
+            action = "relayed"
+        else:
+            continue
+        notices.append(dsn.Notice(address, result.reply, remote_mta.get(address), action, parameters.get("ORCPT")))
+    return notices
 
 
 def _connection_reply(host: str, error: BaseException) -> str:
