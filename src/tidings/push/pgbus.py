@@ -1,7 +1,7 @@
 """The change bus across processes and machines: PostgreSQL LISTEN/NOTIFY (see push/bus.py).
 
-The PostgreSQL store sends one NOTIFY per commit, inside the committing transaction (so it goes out
-exactly when the commit does), on `CHANGES_CHANNEL` with {"o": origin, "a": account, "s": states}.
+The PostgreSQL store announces every commit with a NOTIFY sent just after it (store/postgres/notifier.py;
+several may share one transaction), on `CHANGES_CHANNEL` with {"o": origin, "a": account, "s": states}.
 Each process keeps one dedicated connection that LISTENs there, on a thread of its own, and hands
 every message from another origin to its consumers; the process's own commits reach them through
 `publish` at once, as with `LocalBus`, and are skipped when they come back from the database.

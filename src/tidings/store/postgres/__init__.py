@@ -4,9 +4,10 @@ Many server processes, on one machine or several, share one database:
 
 * Writers of an account serialise on its row in `accounts` (see `PgTransaction`); readers work on a
   REPEATABLE READ snapshot and never wait.
-* Every commit that changes states sends a NOTIFY on `CHANGES_CHANNEL` in the same transaction, so
-  the message goes out if and only if the commit happens; every process LISTENs (push/pgbus.py) and
-  tells its own push clients. The payload is JSON: {"o": origin, "a": account id, "s": {type: state}},
+* Every commit that changes states is announced with a NOTIFY on `CHANGES_CHANNEL`, sent after the
+  commit by the store's notifier thread (notifier.py: a NOTIFY inside the commit would serialise the
+  commits of every account in the cluster); every process LISTENs (push/pgbus.py) and tells its own
+  push clients. The payload is JSON: {"o": origin, "a": account id, "s": {type: state}},
   where origin identifies the store instance that committed (it already told its own listeners).
 * Blobs are content-addressed files (store/blobs.py) under a directory every process can reach (on
   several machines: a shared file system); their metadata (who may read what) is in the database.
@@ -23,7 +24,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -32,6 +32,7 @@ from ..blobs import FileBlobStore
 from ..sqlite.directory import SqliteDirectory
 from .connection import LATEST, check_version, generated_id_tables, migrate, schema_version
 from .dialect import PgConnection
+from .notifier import Notifier
 from .repositories import PgOutboundQueue, PgPushSubscriptions
 from .transaction import PgTransaction
 
@@ -68,6 +69,7 @@ class PgStore(Store):
         self._cache: dict[tuple[str, bool], tuple[str, bool]] = {}
         self._cache_lock = threading.Lock()
         self._local = threading.local()
+        self.notifier = Notifier(url, CHANGES_CHANNEL, self.origin)
 
     @contextmanager
     def _connection(self) -> Iterator[PgConnection]:
@@ -146,9 +148,6 @@ class PgStore(Store):
             try:
                 yield tx
                 states = tx.flush_states()
-                if states:
-                    payload = orjson.dumps({"o": self.origin, "a": account_id, "s": states}).decode()
-                    conn.execute("SELECT pg_notify(?, ?)", (CHANGES_CHANNEL, payload))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -158,6 +157,7 @@ class PgStore(Store):
                 self._local.active = None
         if states:
             self._notify(account_id, states)
+            self.notifier.send(account_id, states)
 
     def _admin(self, write: bool) -> Any:
         if write:
@@ -204,6 +204,7 @@ class PgStore(Store):
 
     def close(self) -> None:
         self.closed = True
+        self.notifier.close()
         self.pool.close()
 
 
