@@ -231,6 +231,26 @@ def test_keyword_and_mailbox_patches_keep_counts_exact(alice: JmapClient) -> Non
     assert thread_changes["created"] == [] and thread_changes["destroyed"] == []
 
 
+def test_flagging_changes_the_email_but_no_mailbox(alice: JmapClient) -> None:
+    # $flagged moves no count (RFC 8621 §2: counts depend on membership and $seen/$draft only), so a flag
+    # is logged for the Email alone and Mailbox/changes has nothing to report.
+    box = roles(alice)
+    first = import_one(alice, message("Flag me", msgid="f1@x"), box["inbox"])
+    import_one(alice, message("Re: Flag me", msgid="f2@x", in_reply_to="f1@x"), box["inbox"],
+               keywords={"$seen": True})
+    email_state = alice.ok("Email/get", {"ids": []})["state"]
+    mailbox_state = alice.ok("Mailbox/get", {"ids": []})["state"]
+    update(alice, first["id"], {"keywords/$flagged": True})
+    assert get_one(alice, first["id"], ["keywords"])["keywords"] == {"$flagged": True}
+    assert alice.ok("Email/changes", {"sinceState": email_state})["updated"] == [first["id"]]
+    assert alice.ok("Mailbox/changes", {"sinceState": mailbox_state})["updated"] == []
+    assert_counts(alice)
+    # Then $seen on the same email does move the unread counts.
+    update(alice, first["id"], {"keywords/$seen": True})
+    assert alice.ok("Mailbox/changes", {"sinceState": mailbox_state})["updated"] == [box["inbox"]]
+    assert_counts(alice)
+
+
 def test_mailbox_counts_with_many_threads_and_mailboxes(alice: JmapClient) -> None:
     box = roles(alice)
     inbox, archive, trash = box["inbox"], box["archive"], box["trash"]

@@ -522,8 +522,15 @@ def apply_change(tx: Transaction, row: EmailRow, mailboxes: frozenset[int], keyw
     """Move an email between mailboxes and/or change its keywords, keeping every count exact."""
     if mailboxes == row.mailbox_ids and keywords == row.keywords:
         return
-    counts = CountChanges()
     unread_after = "$seen" not in keywords and "$draft" not in keywords
+    if mailboxes == row.mailbox_ids and unread_after == row.unread:
+        # A keyword that is neither $seen nor $draft ($flagged, $answered, ...): the mailbox counts and the
+        # (mailbox, thread) summaries depend only on membership, receivedAt and unread-ness, so none of
+        # them can move; skip reading the thread and the trash mailbox.
+        tx.emails.set_keywords(row.id, keywords)
+        tx.record("Email", to_wire(EMAIL, row.id), "updated")
+        return
+    counts = CountChanges()
     counts.email_delta(tx, row.mailbox_ids, row.unread, mailboxes, unread_after)
     if keywords != row.keywords:
         tx.emails.set_keywords(row.id, keywords)
