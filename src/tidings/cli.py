@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--password", help="password (asked for when omitted)")
     add.add_argument("--domain", help="mail domain for a name without '@'")
-    passwd = user.add_parser("passwd", help="change a user's password")
+    passwd = user.add_parser(
+        "passwd", help="change a user's password (destroys the push subscriptions made with the old one)"
+    )
     _common(passwd)
     passwd.add_argument("name")
     passwd.add_argument("--password", help="new password (asked for when omitted)")
@@ -115,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(create)
     create.add_argument("name")
     create.add_argument("--label", help="a label to revoke the token by")
-    revoke = token.add_parser("revoke", help="revoke a user's token by its label")
+    revoke = token.add_parser(
+        "revoke", help="revoke a user's token by its label (destroys the push subscriptions made with it)"
+    )
     _common(revoke)
     revoke.add_argument("name")
     revoke.add_argument("label")

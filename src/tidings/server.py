@@ -127,13 +127,14 @@ class Tidings:
         # Per-request work that depends only on who the user is: the Principal and the session state
         # (a digest of the session). Keyed by everything they are built from, so a renamed user or a
         # changed address gets a new entry; the registry is fixed once the server is built.
-        self._principals: dict[tuple[int, str, str, str], Principal] = {}
+        self._principals: dict[tuple[int, str, str, str, str], Principal] = {}
         self._session_states: dict[tuple[Any, ...], str] = {}
         self._lock = threading.Lock()
 
-    def principal(self, user: User) -> Principal:
-        """The session's view of a user: their own account with every account capability."""
-        key = (user.id, user.username, user.address, user.account_id)
+    def principal(self, user: User, credential: str = "") -> Principal:
+        """The session's view of a user: their own account with every account capability, and the
+        credential id they authenticated with (see `Principal`)."""
+        key = (user.id, user.username, user.address, user.account_id, credential)
         found = self._principals.get(key)
         if found is not None:
             return found
@@ -146,7 +147,7 @@ class Tidings:
         )
         primary = {name: user.account_id for name in self.registry.account_capabilities}
         primary[CORE] = user.account_id
-        principal = Principal(user.id, user.username, {account.id: account}, primary)
+        principal = Principal(user.id, user.username, {account.id: account}, primary, credential)
         with self._lock:
             if len(self._principals) > 10_000:
                 self._principals.clear()

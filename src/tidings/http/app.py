@@ -244,10 +244,11 @@ class App:
         )
 
     def _authenticate(self, scope: Scope) -> tuple[User, Principal] | None:
-        user = authenticate(self.tidings.accounts, header(scope, b"authorization"))
-        if user is None:
+        found = authenticate(self.tidings.accounts, header(scope, b"authorization"))
+        if found is None:
             return None
-        return user, self.tidings.principal(user)
+        user, credential = found
+        return user, self.tidings.principal(user, credential)
 
     def authenticate_push(self, scope: Scope) -> tuple[User, Principal] | None:
         """Event source and WebSocket: the Authorization header, or else a single-use access token
@@ -257,19 +258,22 @@ class App:
             return found
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         token = (query.get("access_token") or [""])[-1]
-        user_id = self.tidings.push.redeem_access_token(token) if token else None
-        if user_id is None:
+        redeemed = self.tidings.push.redeem_access_token(token) if token else None
+        if redeemed is None:
             return None
+        user_id, credential = redeemed
         with self.tidings.store.directory() as directory:
             user = directory.user_by_id(user_id)
-        return None if user is None else (user, self.tidings.principal(user))
+        # The token stands for the credential that obtained it: over a WebSocket opened with it,
+        # PushSubscription/get and /set see what that credential sees (RFC 8620 §7.2).
+        return None if user is None else (user, self.tidings.principal(user, credential))
 
     async def access_token(self, scope: Scope, send: Send, cors: Headers) -> None:
         """POST /jmap/access-token: a token for one event-source or WebSocket connection, valid 60 s."""
 
         def work() -> tuple[str, int] | None:
             found = self._authenticate(scope)
-            return None if found is None else self.tidings.push.issue_access_token(found[0].id)
+            return None if found is None else self.tidings.push.issue_access_token(found[0].id, found[1].credential)
 
         issued = await self.run(work)
         if issued is None:

@@ -49,12 +49,18 @@ class Account:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated user and the accounts they may use."""
+    """The authenticated user, the accounts they may use, and which credential they authenticated with.
+
+    `credential` names the credential without holding it (e.g. "token:<digest>"); RFC 8620 §7.2 ties
+    push subscriptions to it. Empty when the caller did not authenticate with a credential of the
+    directory (then nothing can be tied to it).
+    """
 
     user_id: int
     username: str
     accounts: dict[str, Account]
     primary_accounts: dict[str, str]
+    credential: str = ""
 
 
 @dataclass

@@ -15,6 +15,8 @@ Theory of operation
   frequency of pushes"); 404 and 410 mean the subscription is gone at the push service, so it is
   destroyed here too. Expired subscriptions are never sent to, and are purged periodically.
 * The PushVerification (§7.2.2) is sent the same way, right after the subscription is created.
+* Before every POST (first try or retry) the subscription is looked up again: one destroyed meanwhile,
+  by its client or because its credential was revoked (§7.2), is sent nothing more.
 """
 
 from __future__ import annotations
@@ -234,6 +236,11 @@ class Pusher:
             body = encrypt(body, row.p256dh, row.auth)
             headers["Content-Encoding"] = "aes128gcm"
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            # A subscription destroyed meanwhile (by its client, or with its revoked credential, RFC
+            # 8620 §7.2) gets nothing more: not a retry, not changes merged while a POST was in flight.
+            if not await self._exists(row):
+                log.info("push subscription %s no longer exists: not sending", row.id)
+                return "gone"
             status = await self._send_once(row, body, headers)
             if status is not None and 200 <= status < 300:
                 self.sent += 1
@@ -281,6 +288,15 @@ class Pusher:
         except (OSError, UnicodeError):
             return False
         return bool(addresses) and all(address_is_public(a) for a in addresses)
+
+    async def _exists(self, row: PushSubscriptionRow) -> bool:
+        now = int(self.clock())
+
+        def load() -> bool:
+            with self.store.push() as tx:
+                return tx.get(row.user_id, row.id, now) is not None
+
+        return await asyncio.get_running_loop().run_in_executor(None, load)
 
     def _remove(self, subscription_id: str) -> None:
         with self.store.push(write=True) as tx:

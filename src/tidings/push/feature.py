@@ -58,14 +58,17 @@ class PushFeature:
 
     # -- single-use tokens for the event source and WebSocket URLs (browsers cannot set headers there)
 
-    def issue_access_token(self, user_id: int) -> tuple[str, int]:
+    def issue_access_token(self, user_id: int, credential: str) -> tuple[str, int]:
+        """A token standing for `credential` (the one the issuing request used) for one connection;
+        revoking that credential deletes the token too."""
         token = "tdp_" + secrets.token_urlsafe(32)
         expires = int(time.time()) + ACCESS_TOKEN_TTL
         with self.store.push(write=True) as tx:
-            tx.add_access_token(_digest(token), user_id, expires)
+            tx.add_access_token(_digest(token), user_id, credential, expires)
         return token, expires
 
-    def redeem_access_token(self, token: str) -> int | None:
+    def redeem_access_token(self, token: str) -> tuple[int, str] | None:
+        """The user id and credential id the token stands for, or None; the token is used up."""
         if not token or len(token) > 200:
             return None
         with self.store.push(write=True) as tx:

@@ -1,6 +1,8 @@
 """PushSubscription (RFC 8620 §7.2): /get and /set, not bound to an account, and push URL checks.
 
-A subscription belongs to the user whose credentials created it. /get never returns `url` or `keys`
+A subscription belongs to the credential that created it (the Principal's credential id): only
+requests made with that same credential see, update or destroy it, and revoking the credential
+destroys it (store/base.py `Directory`). /get never returns `url` or `keys`
 (§7.2.1); /set creates, updates (only verificationCode, expires and types: deviceClientId, url and keys
 are immutable, §7.2.2) and destroys. A new subscription is sent a PushVerification at once, and no
 StateChange until the client has set the code it carried.
@@ -166,19 +168,33 @@ class PushSubscriptionType(DataType):
             "types": row.types,
         }
 
+    def _own(self, ctx: CallContext, tx: Any, obj_id: str) -> PushSubscriptionRow | None:
+        """The subscription if this request's credential created it. §7.2: "The push subscription is
+        tied to the credentials used to authenticate the API request that created it": to any other
+        credential, even the same user's, it does not exist (notFound)."""
+        row: PushSubscriptionRow | None = tx.get(ctx.principal.user_id, obj_id, self._now())
+        if row is None or not ctx.principal.credential or row.credential != ctx.principal.credential:
+            return None
+        return row
+
     # -- /get
 
     def load(
         self, ctx: CallContext, tx: Any, ids: Sequence[str] | None, properties: set[str]
     ) -> Iterable[dict[str, Any]]:
-        rows: list[PushSubscriptionRow] = tx.of_user(ctx.principal.user_id, self._now())
+        # §7.2.1: "The server MUST only return push subscriptions that were created using the same
+        # authentication credentials as for this PushSubscription/get request."
+        credential = ctx.principal.credential
+        rows: list[PushSubscriptionRow] = [
+            r for r in tx.of_user(ctx.principal.user_id, self._now()) if credential and r.credential == credential
+        ]
         if ids is not None:
             wanted = set(ids)
             rows = [r for r in rows if r.id in wanted]
         return [self._to_json(r) for r in rows]
 
     def load_for_update(self, ctx: CallContext, tx: Any, obj_id: str, touched: set[str]) -> dict[str, Any] | None:
-        row = tx.get(ctx.principal.user_id, obj_id, self._now())
+        row = self._own(ctx, tx, obj_id)
         return self._to_json(row) if row else None
 
     # -- /set
@@ -210,12 +226,19 @@ class PushSubscriptionType(DataType):
         if problem:
             raise invalid_properties("url", description=problem)
         user_id = ctx.principal.user_id
+        credential = ctx.principal.credential
+        # A connection authenticated before its credential was revoked (a WebSocket) must not tie a
+        # new subscription to it: revocation has already destroyed that credential's, and would never
+        # come again for this one. Checked in this write, which revocation cannot interleave with.
+        if not credential or not tx.credential_is_live(user_id, credential):
+            raise SetError("forbidden", "The credentials of this request are no longer valid.")
         if tx.count(user_id) >= MAX_SUBSCRIPTIONS_PER_USER:
             raise SetError("overQuota", f"At most {MAX_SUBSCRIPTIONS_PER_USER} push subscriptions per user.")
         keys = obj.get("keys")
         row = PushSubscriptionRow(
             id="P" + secrets.token_urlsafe(18),
             user_id=user_id,
+            credential=credential,
             device_client_id=obj["deviceClientId"],
             url=obj["url"],
             p256dh=keys["p256dh"] if keys else None,
@@ -238,7 +261,7 @@ class PushSubscriptionType(DataType):
         new: dict[str, Any],
         changed: set[str],
     ) -> dict[str, Any] | None:
-        row: PushSubscriptionRow | None = tx.get(ctx.principal.user_id, obj_id, self._now())
+        row = self._own(ctx, tx, obj_id)
         if row is None:
             raise SetError("notFound", "No such push subscription.")
         fields: dict[str, Any] = {}
@@ -260,7 +283,7 @@ class PushSubscriptionType(DataType):
         return extra or None
 
     def destroy(self, ctx: CallContext, tx: Any, obj_id: str, args: dict[str, Any]) -> None:
-        if tx.get(ctx.principal.user_id, obj_id, self._now()) is None:
+        if self._own(ctx, tx, obj_id) is None:
             raise SetError("notFound", "No such push subscription.")
         tx.delete(obj_id)
 

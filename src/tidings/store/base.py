@@ -27,6 +27,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -55,6 +56,28 @@ def account_pk(wire_id: str) -> int | None:
     if wire_id.startswith("A") and wire_id[1:].isascii() and wire_id[1:].isdigit() and len(wire_id) < 20:
         return int(wire_id[1:])
     return None
+
+
+# -- credential ids ---------------------------------------------------------------------------------
+# RFC 8620 §7.2 ties a push subscription to "the credentials used to authenticate the API request that
+# created it". A credential id names one credential without holding its secret: a digest of what the
+# directory stores for it (the password's argon2 hash, the bearer token's SHA-256), so it stops
+# matching when that credential is changed or revoked, and cannot be used to authenticate.
+
+
+def password_credential(user_id: int, password_hash: str) -> str:
+    """The id of a user's current password (HTTP Basic); a new password, even the same one again,
+    has a new salted hash and so a new id."""
+    return f"password:{user_id}:{_short_digest(password_hash)}"
+
+
+def token_credential(token_hash: str) -> str:
+    """The id of a bearer token, from the digest the directory stores for it."""
+    return f"token:{_short_digest(token_hash)}"
+
+
+def _short_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -295,16 +318,21 @@ class Directory(ABC):
     def users(self) -> list[User]: ...
 
     @abstractmethod
-    def set_password(self, username: str, password_hash: str) -> bool: ...
+    def set_password(self, username: str, password_hash: str) -> bool:
+        """Replace the password; the push subscriptions and push tokens the old one created are
+        destroyed in the same transaction (RFC 8620 §7.2: its credentials were revoked)."""
 
     @abstractmethod
-    def remove_user(self, username: str) -> bool: ...
+    def remove_user(self, username: str) -> bool:
+        """Remove the user, erasing their push subscriptions first (RFC 8620 §7.2)."""
 
     @abstractmethod
     def add_token(self, user_id: int, token_hash: str, label: str) -> None: ...
 
     @abstractmethod
-    def revoke_token(self, user_id: int, label: str) -> int: ...
+    def revoke_token(self, user_id: int, label: str) -> int:
+        """Remove the token; the push subscriptions and push tokens it created are destroyed in the
+        same transaction (RFC 8620 §7.2)."""
 
     @abstractmethod
     def tokens(self, user_id: int) -> list[tuple[str, int]]: ...
@@ -343,6 +371,8 @@ class PushSubscriptionRow:
 
     id: str
     user_id: int
+    # The credential id (`password_credential`, `token_credential`) of the request that created it.
+    credential: str
     device_client_id: str
     url: str
     p256dh: str | None
@@ -357,7 +387,10 @@ class PushSubscriptions(ABC):
     """Push subscriptions (per user, not per account), the server's keys and single-use push tokens.
 
     Push subscriptions have no state string and no change log (RFC 8620 §7.2: no /changes); a write
-    runs in one transaction with savepoints, like an account's.
+    runs in one transaction with savepoints, like an account's. Each subscription and push token
+    carries the credential id that created it; revoking that credential destroys them (see
+    `Directory.set_password`, `Directory.revoke_token`). Directory and push writes are serialised
+    with each other, so a check of `credential_is_live` in a push write cannot race a revocation.
     """
 
     @abstractmethod
@@ -386,6 +419,14 @@ class PushSubscriptions(ABC):
         """Verified, unexpired subscriptions of every user who can read the account."""
 
     @abstractmethod
+    def destroy_for_credential(self, credential: str) -> int:
+        """Erase every subscription (as `delete` does) and push token created with this credential."""
+
+    @abstractmethod
+    def credential_is_live(self, user_id: int, credential: str) -> bool:
+        """Whether the credential id still names the user's current password or one of their tokens."""
+
+    @abstractmethod
     def purge_expired(self, now: int) -> int: ...
 
     @abstractmethod
@@ -401,11 +442,13 @@ class PushSubscriptions(ABC):
 
     # Single-use access tokens for the event source and WebSocket URLs.
     @abstractmethod
-    def add_access_token(self, token_hash: str, user_id: int, expires_at: int) -> None: ...
+    def add_access_token(self, token_hash: str, user_id: int, credential: str, expires_at: int) -> None:
+        """Record a token issued to a request made with `credential` (it stands for that credential)."""
 
     @abstractmethod
-    def redeem_access_token(self, token_hash: str, now: int) -> int | None:
-        """The user id of an unexpired token, removing the token so it cannot be used again."""
+    def redeem_access_token(self, token_hash: str, now: int) -> tuple[int, str] | None:
+        """The user id and credential id of an unexpired token, removing the token so it cannot be
+        used again."""
 
 
 # -- Mail flow (RFC 8621 §6–8): identities, submissions, the outbound queue, delivery bookkeeping --

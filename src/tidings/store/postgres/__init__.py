@@ -29,11 +29,10 @@ from psycopg_pool import ConnectionPool
 
 from ..base import Directory, OutboundQueue, PushSubscriptions, Store, StoreError, account_pk
 from ..blobs import FileBlobStore
-from ..sqlite.directory import SqliteDirectory
 from .connection import LATEST, check_version, generated_id_tables, migrate, schema_version
 from .dialect import PgConnection
 from .notifier import Notifier
-from .repositories import PgOutboundQueue, PgPushSubscriptions
+from .repositories import PgDirectory, PgOutboundQueue, PgPushSubscriptions
 from .transaction import PgTransaction
 
 __all__ = ["CHANGES_CHANNEL", "PgStore"]
@@ -167,7 +166,7 @@ class PgStore(Store):
     @contextmanager
     def directory(self, *, write: bool = False) -> Iterator[Directory]:
         with self._admin(write) as conn:
-            yield SqliteDirectory(cast("sqlite3.Connection", conn))
+            yield PgDirectory(cast("sqlite3.Connection", conn))
 
     @contextmanager
     def push(self, *, write: bool = False) -> Iterator[PushSubscriptions]:

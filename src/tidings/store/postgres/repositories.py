@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ..base import QueueEntry
+from ..sqlite.directory import SqliteDirectory
 from ..sqlite.outbound import _COLUMNS as _QUEUE_COLUMNS
 from ..sqlite.outbound import SqliteOutboundQueue, _entry
 from ..sqlite.push import SqlitePushSubscriptions
@@ -20,6 +21,10 @@ class PgPushSubscriptions(SqlitePushSubscriptions):
         )
         cur = self.conn.execute("DELETE FROM push_subscriptions WHERE id = ?", (subscription_id,))
         return cur.rowcount > 0
+
+
+class PgDirectory(SqliteDirectory):
+    push_repository = PgPushSubscriptions
 
 
 class PgOutboundQueue(SqliteOutboundQueue):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from ..base import Directory, User, account_wire_id
+from ..base import Directory, User, account_wire_id, password_credential, token_credential
+from .push import SqlitePushSubscriptions
 
 _USER_COLUMNS = "u.id, u.username, u.address, u.password_hash, a.id"
 _USER_FROM = "users u JOIN accounts a ON a.user_id = u.id"
@@ -18,6 +19,9 @@ def _user(row: tuple[int, str, str, str, int] | None) -> User | None:
 
 
 class SqliteDirectory(Directory):
+    # Erases push subscriptions in this backend's way (SQLite's secure_delete; PostgreSQL overrides).
+    push_repository: type[SqlitePushSubscriptions] = SqlitePushSubscriptions
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
@@ -47,11 +51,25 @@ class SqliteDirectory(Directory):
         return [u for u in map(_user, rows) if u is not None]
 
     def set_password(self, username: str, password_hash: str) -> bool:
-        cur = self.conn.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
-        return cur.rowcount > 0
+        row = self.conn.execute("SELECT id, password_hash FROM users WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            return False
+        # RFC 8620 §7.2: the old password is revoked, so what it subscribed goes with it.
+        self.push_repository(self.conn).destroy_for_credential(password_credential(row[0], row[1]))
+        self.conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, row[0]))
+        return True
 
     def remove_user(self, username: str) -> bool:
-        cur = self.conn.execute("DELETE FROM users WHERE username = ?", (username,))
+        row = self.conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()
+        if row is None:
+            return False
+        # The cascade would drop the rows; erase their URLs and keys properly first (RFC 8620 §7.2).
+        push = self.push_repository(self.conn)
+        for (subscription_id,) in self.conn.execute(
+            "SELECT id FROM push_subscriptions WHERE user_id = ?", (row[0],)
+        ).fetchall():
+            push.delete(subscription_id)
+        cur = self.conn.execute("DELETE FROM users WHERE id = ?", (row[0],))
         return cur.rowcount > 0
 
     def add_token(self, user_id: int, token_hash: str, label: str) -> None:
@@ -61,8 +79,14 @@ class SqliteDirectory(Directory):
         )
 
     def revoke_token(self, user_id: int, label: str) -> int:
-        cur = self.conn.execute("DELETE FROM tokens WHERE user_id = ? AND label = ?", (user_id, label))
-        return cur.rowcount
+        revoked = self.conn.execute(
+            "DELETE FROM tokens WHERE user_id = ? AND label = ? RETURNING token_hash", (user_id, label)
+        ).fetchall()
+        push = self.push_repository(self.conn)
+        for (token_hash,) in revoked:
+            # RFC 8620 §7.2: "Should these credentials ... be revoked, the push subscription MUST be destroyed".
+            push.destroy_for_credential(token_credential(token_hash))
+        return len(revoked)
 
     def tokens(self, user_id: int) -> list[tuple[str, int]]:
         return [

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from ..base import PushSubscriptionRow, PushSubscriptions, account_pk
+from ..base import PushSubscriptionRow, PushSubscriptions, account_pk, password_credential, token_credential
 
 _COLUMNS = (
-    "id, user_id, device_client_id, url, p256dh, auth, verification_code, verified, expires_at, types"
+    "id, user_id, credential, device_client_id, url, p256dh, auth, verification_code, verified, expires_at, types"
 )
 _UPDATABLE = frozenset({"verified", "expires_at", "types"})
 
@@ -21,14 +21,15 @@ def _row(row: tuple[Any, ...]) -> PushSubscriptionRow:
     return PushSubscriptionRow(
         id=row[0],
         user_id=row[1],
-        device_client_id=row[2],
-        url=row[3],
-        p256dh=row[4],
-        auth=row[5],
-        verification_code=row[6],
-        verified=bool(row[7]),
-        expires_at=row[8],
-        types=orjson.loads(row[9]) if row[9] is not None else None,
+        credential=row[2],
+        device_client_id=row[3],
+        url=row[4],
+        p256dh=row[5],
+        auth=row[6],
+        verification_code=row[7],
+        verified=bool(row[8]),
+        expires_at=row[9],
+        types=orjson.loads(row[10]) if row[10] is not None else None,
     )
 
 
@@ -57,10 +58,11 @@ class SqlitePushSubscriptions(PushSubscriptions):
 
     def insert(self, row: PushSubscriptionRow, now: int) -> None:
         self.conn.execute(
-            f"INSERT INTO push_subscriptions ({_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO push_subscriptions ({_COLUMNS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 row.user_id,
+                row.credential,
                 row.device_client_id,
                 row.url,
                 row.p256dh,
@@ -113,6 +115,24 @@ class SqlitePushSubscriptions(PushSubscriptions):
         )
         return [_row(r) for r in rows]
 
+    def destroy_for_credential(self, credential: str) -> int:
+        doomed = [
+            r[0] for r in self.conn.execute("SELECT id FROM push_subscriptions WHERE credential = ?", (credential,))
+        ]
+        for subscription_id in doomed:
+            self.delete(subscription_id)
+        self.conn.execute("DELETE FROM access_tokens WHERE credential = ?", (credential,))
+        return len(doomed)
+
+    def credential_is_live(self, user_id: int, credential: str) -> bool:
+        if credential.startswith("password:"):
+            row = self.conn.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
+            return row is not None and password_credential(user_id, row[0]) == credential
+        if credential.startswith("token:"):
+            hashes = self.conn.execute("SELECT token_hash FROM tokens WHERE user_id = ?", (user_id,))
+            return any(token_credential(h) == credential for (h,) in hashes)
+        return False
+
     def purge_expired(self, now: int) -> int:
         expired = [r[0] for r in self.conn.execute("SELECT id FROM push_subscriptions WHERE expires_at <= ?", (now,))]
         for subscription_id in expired:
@@ -151,16 +171,16 @@ class SqlitePushSubscriptions(PushSubscriptions):
 
     # -- single-use access tokens
 
-    def add_access_token(self, token_hash: str, user_id: int, expires_at: int) -> None:
+    def add_access_token(self, token_hash: str, user_id: int, credential: str, expires_at: int) -> None:
         self.conn.execute(
-            "INSERT INTO access_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
-            (token_hash, user_id, expires_at),
+            "INSERT INTO access_tokens (token_hash, user_id, credential, expires_at) VALUES (?, ?, ?, ?)",
+            (token_hash, user_id, credential, expires_at),
         )
 
-    def redeem_access_token(self, token_hash: str, now: int) -> int | None:
+    def redeem_access_token(self, token_hash: str, now: int) -> tuple[int, str] | None:
         row = self.conn.execute(
-            "DELETE FROM access_tokens WHERE token_hash = ? RETURNING user_id, expires_at", (token_hash,)
+            "DELETE FROM access_tokens WHERE token_hash = ? RETURNING user_id, credential, expires_at", (token_hash,)
         ).fetchone()
-        if row is None or row[1] <= now:
+        if row is None or row[2] <= now:
             return None
-        return int(row[0])
+        return int(row[0]), str(row[1])
