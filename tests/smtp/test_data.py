@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
-from tidings.smtp.data import DataState, read_data
+from tidings.smtp.data import DataState, has_long_line, read_data
 
 
 def _read(wire: bytes, *, size_limit: int | None = None, line_limit: int = 1001, piece: int = 7,
@@ -68,3 +69,12 @@ def test_overlong_line_is_refused() -> None:
     assert state is DataState.NOMINAL and content == ok
     content, state, rest = _read(b"a" * 1000 + b"\r\n.\r\nQUIT\r\n")
     assert (content, state, rest) == (b"", DataState.TOO_LONG, b"QUIT\r\n")
+
+
+@pytest.mark.parametrize("limit", [5, 1001])
+def test_line_length_check_agrees_with_its_definition(limit: int) -> None:
+    # The definition: line_limit octets (CR included) before a LF, or at the end of the data.
+    definition = re.compile(rb"[^\n]{%d}" % limit)
+    for length in range(limit - 3, limit + 3):
+        for data in (b"a" * length, b"x\r\n" + b"a" * length + b"\nz", b"a" * length + b"\r\n", b"\n" * length):
+            assert has_long_line(data, limit) is (definition.search(data) is not None), (length, data[:20])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 
 
 class DataState(enum.Enum):
@@ -63,20 +62,16 @@ async def read_data(
     if state is not DataState.NOMINAL:
         return b"", state
     data = b"".join(parts)
-    # RFC 5321 §4.5.3.1.6: a line of more than line_limit octets, CRLF included.
-    if _too_long(line_limit).search(data):
+    if has_long_line(data, line_limit):
         return b"", DataState.TOO_LONG
     if data.startswith(b"."):
         data = data[1:]
     return data.replace(b"\r\n.", b"\r\n"), state
 
 
-_patterns: dict[int, re.Pattern[bytes]] = {}
-
-
-def _too_long(line_limit: int) -> re.Pattern[bytes]:
-    pattern = _patterns.get(line_limit)
-    if pattern is None:
-        # line_limit octets before the LF means more than line_limit with the LF.
-        pattern = _patterns[line_limit] = re.compile(rb"[^\n]{%d}" % line_limit)
-    return pattern
+def has_long_line(data: bytes, line_limit: int) -> bool:
+    """RFC 5321 §4.5.3.1.6: a line of more than line_limit octets, CRLF included, i.e. line_limit
+    octets or more before its LF. Splitting at the LFs runs in C at memory speed; a regular
+    expression such as `[^\\n]{N}` would start a match at every octet of the message (a quarter of a
+    millisecond for the average message, most of the reader's time)."""
+    return len(data) >= line_limit and max(map(len, data.split(b"\n"))) >= line_limit

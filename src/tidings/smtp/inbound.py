@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import socket
 from collections.abc import Callable
@@ -184,8 +185,27 @@ def _recipients(envelope: Envelope) -> list[Recipient]:
     return found
 
 
+# A plain path: "<" dot-atom "@" domain name ">" (RFC 5321 §4.1.2 Path, without source routes,
+# quoted local parts, address literals or UTF-8), which is nearly every MAIL FROM and RCPT TO.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"\s*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>[ \t]*")
+
+
 class FastData:
-    """DATA read in large pieces (smtp/data.py) rather than aiosmtpd's line at a time."""
+    """DATA read in large pieces (smtp/data.py) rather than aiosmtpd's line at a time, and plain
+    addresses in MAIL and RCPT parsed with one regular expression rather than the e-mail header
+    parser aiosmtpd uses (a tenth of a millisecond for each)."""
+
+    def _getaddr(self: Any, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.match(arg)
+        if match is not None:
+            address, rest = match.group(1), arg[match.end() :]
+            local_limit = self.local_part_limit
+            # A comment after the path, or a local part over the limit: aiosmtpd's parser decides.
+            if not rest.startswith("(") and not (local_limit and len(address.rpartition("@")[0]) > local_limit):
+                return address, rest
+        result: tuple[str | None, str | None] = SMTP._getaddr(self, arg)
+        return result
 
     @syntax("DATA")
     async def smtp_DATA(self: Any, arg: str) -> None:
