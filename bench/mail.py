@@ -4,7 +4,8 @@
 
 1. Generates a realistic mailbox (`bench/mailgen.py`, cached under --cache) as an mbox file.
 2. Imports it into a fresh data directory through `tidings import`'s code (the one ingest path),
-   with the server's durability settings, and reports messages per second.
+   with the server's durability settings, and reports messages per second and the CPU time per
+   message of the importer and its worker processes (the figure to trust on a loaded machine).
 3. Starts a real `tidings serve` subprocess (TIDINGS_ACCESS_LOG=false) and measures, over keep-alive
    HTTP connections from --clients concurrent clients, the p50/p95 of:
      list    Email/query (inMailbox, receivedAt descending, collapseThreads, limit 50, calculateTotal)
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,6 +60,13 @@ def import_mailbox(data: Path, mbox: Path, workers: int | None) -> tuple[int, fl
         return report.imported, elapsed
     finally:
         tidings.close()
+
+
+def import_cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (the import's workers,
+    joined when it returns): the figure that stays meaningful on a loaded machine."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -106,10 +115,14 @@ def main() -> None:
     results: dict[str, Any] = {"messages": args.messages, "clients": args.clients}
     data = args.data or Path(tempfile.mkdtemp(prefix="tidings-bench-", dir=args.cache))
     if not (data / "tidings.sqlite3").exists():
+        cpu_before = import_cpu_seconds()
         imported, seconds = import_mailbox(data, mbox, args.workers)
-        results["import"] = {"messages": imported, "seconds": round(seconds, 1), "rate": round(imported / seconds)}
-        print(f"imported {imported} messages in {seconds:.1f} s: {imported / seconds:.0f} messages/s",
-              file=sys.stderr)
+        cpu_ms = (import_cpu_seconds() - cpu_before) / max(imported, 1) * 1000
+        results["import"] = {"messages": imported, "seconds": round(seconds, 1), "rate": round(imported / seconds),
+                             "cpu_ms": round(cpu_ms, 2), "load": round(os.getloadavg()[0], 1)}
+        print(f"imported {imported} messages in {seconds:.1f} s: {imported / seconds:.0f} messages/s;"
+              f" {cpu_ms:.2f} ms of CPU per message (importer and its worker processes);"
+              f" load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     process, url = start_server(data)
     try:
         setup, session = Client.discover(url + "/.well-known/jmap", AUTH)
@@ -161,7 +174,8 @@ def table(results: dict[str, Any]) -> str:
     lines = [f"| {results['messages']:,} messages | p50 ({results['clients']} clients) | p95 | p50 (1 client) |",
              "|---|---|---|---|"]
     if "import" in results:
-        lines.append(f"| import | {results['import']['rate']} msg/s | | |")
+        lines.append(f"| import | {results['import']['rate']} msg/s | {results['import'].get('cpu_ms')} ms CPU"
+                     " per message | |")
     for name in ("list", "page", "thread", "search"):
         if name in results:
             lines.append(f"| {name} | {results[name]['p50']} ms | {results[name]['p95']} ms |"

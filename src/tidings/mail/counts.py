@@ -23,9 +23,20 @@ def is_unread(keywords: frozenset[str]) -> bool:
 
 @dataclass
 class CountChanges:
-    """Mailboxes whose counts moved during one operation; logged once each at the end."""
+    """The counter moves of one operation (or of a batch of them), per mailbox: applied with one
+    UPDATE per mailbox and logged once each by `log`, which every user calls at the end."""
 
     mailboxes: set[int] = field(default_factory=set)
+    # mailbox id -> [emails, unread emails, threads, unread threads], still to be applied.
+    deltas: dict[int, list[int]] = field(default_factory=dict)
+
+    def _move(self, mailbox_id: int, emails: int, unread: int, threads: int, unread_threads: int) -> None:
+        delta = self.deltas.setdefault(mailbox_id, [0, 0, 0, 0])
+        delta[0] += emails
+        delta[1] += unread
+        delta[2] += threads
+        delta[3] += unread_threads
+        self.mailboxes.add(mailbox_id)
 
     def email_delta(
         self,
@@ -39,8 +50,7 @@ class CountChanges:
             total = int(mailbox_id in after) - int(mailbox_id in before)
             unread = int(mailbox_id in after and unread_after) - int(mailbox_id in before and unread_before)
             if total or unread:
-                tx.emails.adjust_counts(mailbox_id, total, unread, 0, 0)
-                self.mailboxes.add(mailbox_id)
+                self._move(mailbox_id, total, unread, 0, 0)
 
     def refresh_thread(self, tx: Transaction, thread_id: int, trash_id: int | None) -> None:
         members = tx.emails.thread_members(thread_id)
@@ -58,13 +68,17 @@ class CountChanges:
             else:
                 tx.emails.put_mailbox_thread(new)
             if threads or unread:
-                tx.emails.adjust_counts(mailbox_id, 0, 0, threads, unread)
-                self.mailboxes.add(mailbox_id)
+                self._move(mailbox_id, 0, 0, threads, unread)
 
     def log(self, tx: Transaction) -> None:
+        """Apply the counter moves and record each mailbox whose counts moved, once."""
+        for mailbox_id, delta in sorted(self.deltas.items()):
+            if any(delta):
+                tx.emails.adjust_counts(mailbox_id, *delta)
         for mailbox_id in sorted(self.mailboxes):
             tx.record("Mailbox", to_wire(MAILBOX, mailbox_id), "updated", counts_only=True)
         self.mailboxes.clear()
+        self.deltas.clear()
 
 
 def summarise(thread_id: int, members: list[ThreadMember], trash_id: int | None) -> dict[int, MailboxThread]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..mime import ParsedMessage
-from ..store.base import Store, Transaction, User
+from ..store.base import MailboxRow, Store, Transaction, User
 from ..store.blobs import INLINE_MAX, blob_id_for
 from . import reports
 from .ids import EMAIL, to_wire
@@ -186,7 +186,8 @@ class Delivery:
         message_id = parsed.message_id[0] if parsed.message_id else None
         replied = False
         with self.store.write(recipient.user.account_id) as tx:
-            mailbox = target_mailbox(tx, recipient.detail)
+            rows = tx.mailboxes.all()
+            mailbox = target_mailbox(tx, recipient.detail, rows)
             if mailbox is None:
                 raise LookupError(f"account {tx.account_id} has no Inbox")
             target = str(mailbox)
@@ -199,7 +200,8 @@ class Delivery:
                 return Delivered(None, duplicate=True)
             if inline:
                 tx.put_inline_blob(prepared.blob_id, message)
-            row = ingest(tx, prepared, {mailbox}, frozenset(), now)
+            trash = next((r.id for r in rows if r.role == "trash"), None)
+            row = ingest(tx, prepared, {mailbox}, frozenset(), now, trash=trash)
             if link_reports:
                 reports.link(tx, parsed, message, prepared.blob_id)
             if message_id:
@@ -214,9 +216,10 @@ class Delivery:
         return Delivered(to_wire(EMAIL, row.id), prepared.blob_id, parsed.size)
 
 
-def target_mailbox(tx: Transaction, detail: str | None) -> int | None:
-    """The mailbox named like the plus-address detail (case-insensitively), else the Inbox."""
-    rows = tx.mailboxes.all()
+def target_mailbox(tx: Transaction, detail: str | None, rows: list[MailboxRow] | None = None) -> int | None:
+    """The mailbox named like the plus-address detail (case-insensitively), else the Inbox.
+    `rows`: the account's mailboxes, when the caller has read them already."""
+    rows = tx.mailboxes.all() if rows is None else rows
     if detail:
         wanted = detail.casefold()
         named = [r for r in rows if r.name.casefold() == wanted]

@@ -43,15 +43,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 from ..mime import ParsedMessage, parse_message
 from ..store.base import MailboxRow, Store, Transaction
 from ..store.blobs import FileBlobStore, blob_id_for
+from .counts import CountChanges
 from .ids import MAILBOX, to_wire
-from .ingest import Prepared, epoch, ingest, received_time
+from .ingest import Documents, Prepared, documents_for, epoch, ingest, received_time
 from .keywords import normalise_keyword
 
 DEFAULT_BATCH = 200
@@ -505,16 +506,17 @@ class Importer:
         staged: list[tuple[str, Path]] = []
         for item, work in stage.work:
             try:
-                blob_id, parsed, staged_file, error = work.result() if isinstance(work, Future) else work
+                blob_id, parsed, documents, staged_file, error = work.result() if isinstance(work, Future) else work
             except Exception as exc:  # a worker died: name the message, go on
-                blob_id, parsed, staged_file, error = None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
+                blob_id, parsed, documents, staged_file = None, None, None, None
+                error = f"cannot parse: {type(exc).__name__}: {exc}"
             if error is not None or blob_id is None or parsed is None:
                 report.failed.append((item.label, error or "cannot parse"))
                 continue
             if staged_file is not None:
                 staged.append((blob_id, Path(staged_file)))
             received = item.received_at or received_time(parsed) or _header_date(parsed) or int(self.now())
-            prepared.append((item, Prepared(blob_id, parsed), received))
+            prepared.append((item, Prepared(blob_id, parsed, documents), received))
         stage.work.clear()
         # The blobs are durable before any email refers to them.
         self.store.blobs.install_staged(staged)
@@ -544,6 +546,10 @@ class Importer:
         outcome = ImportReport()
         with self.store.write(self.account_id) as tx:
             rows = tx.mailboxes.all()
+            trash = next((r.id for r in rows if r.role == "trash"), None)  # an import makes no roles
+            # Written at once: the mailbox counters move once per batch, each mailbox is logged once
+            # (careful: per message, inside its savepoint, which may be rolled back).
+            counts = None if careful else CountChanges()
             for item, message, received in prepared:
                 try:
                     mailbox_id = self._ensure(tx, item.folder, rows, outcome.mailboxes_created)
@@ -559,13 +565,15 @@ class Importer:
                         if self._present(tx, message.blob_id, mailbox_id):
                             outcome.skipped += 1
                             continue
-                        ingest(tx, message, {mailbox_id}, item.keywords, received)
+                        ingest(tx, message, {mailbox_id}, item.keywords, received, counts=counts, trash=trash)
                 except Exception as exc:
                     if not careful:
                         raise _Retry from exc
                     outcome.failed.append((item.label, f"{type(exc).__name__}: {exc}"))
                     continue
                 outcome.imported += 1
+            if counts is not None:
+                counts.log(tx)
         return outcome
 
 
@@ -573,7 +581,8 @@ class _Retry(Exception):
     """A message of a batch failed: write the batch again, one savepoint per message."""
 
 
-Prepare = tuple[str | None, ParsedMessage | None, str | None, str | None]
+# (blob id, parsed message, its documents, staged file, why it cannot be imported)
+Prepare = tuple[str | None, ParsedMessage | None, Documents | None, str | None, str | None]
 
 
 @dataclass
@@ -583,16 +592,19 @@ class _Stage:
 
 
 def _prepare(blobs: FileBlobStore, raw: bytes) -> Prepare:
-    """(blob id, parsed message, staged file or None, None), or (None, None, None, why it cannot be
-    imported). The blob is only staged: `Importer._finish` makes the batch's blobs durable at once."""
+    """(blob id, parsed message, documents, staged file or None, None), or (None, None, None, None,
+    why it cannot be imported). The blob is only staged: `Importer._finish` makes the batch's blobs
+    durable at once. The documents are computed here, in a worker process, so the writer does not
+    have to; the decoded body values, which only they need, then stay behind (less to send back)."""
     try:
         parsed = parse_message(raw)
+        documents = documents_for(parsed)
     except Exception as exc:  # the parser promises not to raise; never lose a message silently
-        return None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
+        return None, None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
     if not parsed.headers:
-        return None, None, None, "not a message: no header fields"
+        return None, None, None, None, "not a message: no header fields"
     blob_id, staged = blobs.stage(raw)
-    return blob_id, parsed, str(staged) if staged else None, None
+    return blob_id, replace(parsed, body_values={}), documents, str(staged) if staged else None, None
 
 
 _worker_blobs: FileBlobStore | None = None

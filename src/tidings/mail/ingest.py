@@ -27,9 +27,22 @@ from .ids import EMAIL, THREAD, to_wire
 
 
 @dataclass(frozen=True)
+class Documents:
+    """What ingest stores that depends on the message alone: its summary and structure documents
+    and its full-text document. A bulk import computes them in the worker process that parsed the
+    message, so the single writer only writes (`documents_for`)."""
+
+    summary: bytes
+    structure: bytes
+    search: SearchDocument
+
+
+@dataclass(frozen=True)
 class Prepared:
     blob_id: str
     parsed: ParsedMessage
+    # Computed by ingest when not given.
+    documents: Documents | None = None
 
 
 def prepare(blobs: FileBlobStore, raw: bytes) -> Prepared:
@@ -126,11 +139,20 @@ def search_document(parsed: ParsedMessage) -> SearchDocument:
     )
 
 
+def documents_for(parsed: ParsedMessage) -> Documents:
+    return Documents(orjson.dumps(summary_document(parsed)), orjson.dumps(structure_document(parsed)),
+                     search_document(parsed))
+
+
 def trash_mailbox(tx: Transaction) -> int | None:
     for row in tx.mailboxes.all():
         if row.role == "trash":
             return row.id
     return None
+
+
+# `ingest`'s trash argument when the caller has not looked the trash mailbox up.
+LOOK_UP = -1
 
 
 def ingest(
@@ -139,9 +161,17 @@ def ingest(
     mailbox_ids: set[int],
     keywords: frozenset[str],
     received_at: int | None = None,
+    *,
+    counts: CountChanges | None = None,
+    trash: int | None = LOOK_UP,
 ) -> EmailRow:
-    """Add one message to the account of `tx`. The caller has checked the mailboxes exist."""
+    """Add one message to the account of `tx`. The caller has checked the mailboxes exist.
+
+    A caller adding many messages in one transaction (bulk import) passes its own `counts`, and
+    calls `counts.log(tx)` once at the end: the mailbox counters then move once per batch, not once
+    per message. `trash` is the trash mailbox's id (None: there is none) when the caller knows it."""
     parsed = prepared.parsed
+    documents = prepared.documents or documents_for(parsed)
     if received_at is None:
         received_at = int(time.time())
     msgids = [clean(m) for m in linked_message_ids(parsed.message_id, parsed.in_reply_to, parsed.references)]
@@ -165,23 +195,26 @@ def ingest(
         to_sort=recipient,
         to_key=sort_key(recipient),
         message_id=clean(parsed.message_id[0]) if parsed.message_id else None,
-        summary=orjson.dumps(summary_document(parsed)),
-        structure=orjson.dumps(structure_document(parsed)),
+        summary=documents.summary,
+        structure=documents.structure,
         mailbox_ids=frozenset(mailbox_ids),
     )
     row.id = tx.emails.insert(row)
-    tx.emails.index_text(row.id, search_document(parsed))
+    tx.emails.index_text(row.id, documents.search)
     tx.ref_blob(prepared.blob_id, "message/rfc822", parsed.size, +1)
 
-    counts = CountChanges()
+    own_counts = counts is None
+    counts = CountChanges() if counts is None else counts
     counts.email_delta(tx, frozenset(), False, row.mailbox_ids, row.unread)
-    trash = trash_mailbox(tx)
+    if trash == LOOK_UP:
+        trash = trash_mailbox(tx)
     for merged in assignment.merged_threads:
         counts.refresh_thread(tx, merged, trash)  # now empty: its summaries and thread counts go
         tx.emails.delete_thread(merged)
     counts.refresh_thread(tx, row.thread_id, trash)
     tx.record("Email", to_wire(EMAIL, row.id), "created")
     tx.record("Thread", to_wire(THREAD, row.thread_id), "created" if assignment.created else "updated")
-    counts.log(tx)
+    if own_counts:
+        counts.log(tx)
     return row
 

@@ -24,6 +24,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ INLINE_MAX = 64 * 1024
 
 # Reads a blob kept in the database (None when there is none): supplied by the store.
 InlineReader = Callable[[str], bytes | None]
+_SYNCER_LOCK = threading.Lock()
 
 
 def blob_id_for(data: bytes) -> str:
@@ -104,6 +106,8 @@ class FileBlobStore:
         self.root = root
         self.fsync = fsync
         self.inline = inline
+        self._sync_pool: ThreadPoolExecutor | None = None
+        self._made: set[str] = set()
         self.tmp_dir = root / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -150,27 +154,41 @@ class FileBlobStore:
         system groups the flushes into few journal commits), renamed into place, and their
         directories fsynced."""
         if self.fsync and staged:
-            with ThreadPoolExecutor(max_workers=min(32, len(staged))) as pool:
-                list(pool.map(_fsync_file, [tmp for _, tmp in staged]))
+            list(self._syncer().map(_fsync_file, [tmp for _, tmp in staged]))
         directories: set[Path] = set()
         for blob_id, tmp in staged:
             target = self.path(blob_id)
             if target.is_file():
                 tmp.unlink(missing_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_parent(target)
             os.replace(tmp, target)
             directories.add(target.parent)
         if self.fsync and directories:
-            with ThreadPoolExecutor(max_workers=min(32, len(directories))) as pool:
-                list(pool.map(_fsync_dir, directories))
+            list(self._syncer().map(_fsync_dir, directories))
+
+    def _make_parent(self, target: Path) -> None:
+        # Directories are never removed: each is made (a system call) once per process. Keyed by
+        # the four hex digits that name it: at most 65,536 short strings.
+        key = target.name[:4]
+        if key not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(key)
+
+    def _syncer(self) -> ThreadPoolExecutor:
+        """The threads that issue a batch's fsyncs side by side: made once and kept (idle threads
+        cost nothing), as starting 32 threads per batch cost more than the fsyncs on a busy machine."""
+        with _SYNCER_LOCK:
+            if self._sync_pool is None:
+                self._sync_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tidings-fsync")
+            return self._sync_pool
 
     def _install(self, tmp: Path, blob_id: str) -> None:
         target = self.path(blob_id)
         if target.is_file():
             tmp.unlink(missing_ok=True)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._make_parent(target)
         os.replace(tmp, target)
         if self.fsync:
             _fsync_dir(target.parent)
