@@ -17,6 +17,10 @@ Theory of operation
 * The PushVerification (§7.2.2) is sent the same way, right after the subscription is created.
 * Before every POST (first try or retry) the subscription is looked up again: one destroyed meanwhile,
   by its client or because its credential was revoked (§7.2), is sent nothing more.
+* Unless insecure push is allowed, connections go through `transport.VettedTransport`: the host is
+  resolved once when connecting, and refused if any address is loopback, private, link-local or this
+  server's own (§8.6), so a name re-pointed inside after /set (DNS rebinding) gets nothing. A refused
+  message is dropped, not retried.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from ..store.base import PushSubscriptionRow, Store
 from .subscription import Resolver, address_is_public, default_resolver
+from .transport import RefusedAddress, VettedBackend, VettedTransport
 from .webpush import Vapid, encrypt
 
 log = logging.getLogger("tidings.push")
@@ -44,6 +48,7 @@ RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 MAX_INTERVAL = 600.0  # the slowest a 429 can make a subscription (one push per ten minutes)
 PURGE_EVERY = 600.0
 GONE = (404, 410)
+REFUSED = -1  # not a status: the push URL's host resolves to an address pushes must not reach
 
 
 @dataclass(eq=False)
@@ -65,6 +70,7 @@ class Pusher:
         *,
         allow_insecure: bool = False,
         resolve: Resolver = default_resolver,
+        server_hosts: Iterable[str] = (),
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,8 +78,10 @@ class Pusher:
         self.vapid = vapid
         self.allow_insecure = allow_insecure
         self.resolve = resolve
+        self.server_hosts = tuple(server_hosts)
         self.clock = clock
         self._transport = transport
+        self._own_addresses: frozenset[str] = frozenset()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._pending: dict[str, dict[str, str]] = {}
@@ -87,12 +95,17 @@ class Pusher:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        transport = self._transport
+        if transport is None and not self.allow_insecure:
+            self._own_addresses = frozenset(await self._loop.run_in_executor(None, self._resolve_own))
+            transport = VettedTransport(VettedBackend(self.resolve, self.address_allowed), limits)
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0),
             follow_redirects=False,
             trust_env=False,
-            transport=self._transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=transport,
+            limits=limits,
         )
         self._purger = asyncio.create_task(self._purge_forever())
 
@@ -242,6 +255,8 @@ class Pusher:
                 log.info("push subscription %s no longer exists: not sending", row.id)
                 return "gone"
             status = await self._send_once(row, body, headers)
+            if status == REFUSED:
+                return "dropped"
             if status is not None and 200 <= status < 300:
                 self.sent += 1
                 if target is not None:
@@ -268,26 +283,31 @@ class Pusher:
         client = self._client
         if client is None:
             return None
-        if not self.allow_insecure and not await self._still_public(row.url):
-            log.warning("push subscription %s now resolves to a non-public address: not sending", row.id)
-            return 403
         try:
             async with client.stream("POST", row.url, content=body, headers=headers) as response:
                 return response.status_code  # the body is not read: nothing in it is of use
+        except RefusedAddress as exc:
+            # RFC 8620 §8.6: never turned against the network the server sits in. Not retried: the
+            # answer would be the same (a message is dropped like one a push service refuses).
+            log.warning("push subscription %s not sent: %s", row.id, exc)
+            return REFUSED
         except httpx.HTTPError as exc:
             log.debug("push to %s failed: %s", row.id, exc)
             return None
 
-    async def _still_public(self, url: str) -> bool:
-        """Resolve again before each POST, so a name cannot be re-pointed inside after the check."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        loop = asyncio.get_running_loop()
-        try:
-            addresses = await loop.run_in_executor(None, lambda: list(self.resolve(host, parts.port or 443)))
-        except (OSError, UnicodeError):
-            return False
-        return bool(addresses) and all(address_is_public(a) for a in addresses)
+    def address_allowed(self, address: str) -> bool:
+        """Whether a push may connect to this address: public, and not one of this server's."""
+        return address_is_public(address) and address.split("%", 1)[0] not in self._own_addresses
+
+    def _resolve_own(self) -> set[str]:
+        """The addresses of the names this server answers to (a public one is still ours)."""
+        own: set[str] = set()
+        for host in self.server_hosts:
+            try:
+                own.update(self.resolve(host, 443))
+            except (OSError, UnicodeError):
+                continue
+        return own
 
     async def _exists(self, row: PushSubscriptionRow) -> bool:
         now = int(self.clock())

@@ -37,6 +37,7 @@ class PushFeature:
         resolve: Resolver = default_resolver,
     ) -> None:
         self.store = store
+        server_hosts = tuple(server_hosts)
         # One VAPID key for the whole server, kept in the database so every process (and, with a
         # shared database, every machine) signs with the key clients were given (RFC 9749 §3).
         with store.push(write=True) as tx:
@@ -46,7 +47,9 @@ class PushFeature:
         self.subscriptions = PushSubscriptionType(
             store, allow_insecure=allow_insecure, server_hosts=server_hosts, resolve=resolve
         )
-        self.pusher = Pusher(store, self.vapid, allow_insecure=allow_insecure, resolve=resolve)
+        self.pusher = Pusher(
+            store, self.vapid, allow_insecure=allow_insecure, resolve=resolve, server_hosts=server_hosts
+        )
         self.subscriptions.on_created = self.pusher.verify
         bus.subscribe(self.pusher.publish, local_only=True)
 
