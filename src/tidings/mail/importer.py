@@ -7,10 +7,12 @@ Theory of operation
   holds one batch of messages, never the whole import.
 * A batch is handled in three steps: (1) in a read snapshot, messages already in their target mailbox
   (same blob, i.e. the same octets) are recognised and skipped, so a re-run imports nothing twice;
-  (2) outside any transaction, the others are parsed and their blobs written; (3) one write
-  transaction ingests them through `mail/ingest.py`, each in its own savepoint, so one bad message
-  leaves nothing behind and does not stop the others. Short transactions let a running server keep
-  serving in between.
+  (2) outside any transaction, in worker processes, the others are parsed and the blob files of
+  those over 64 KB staged (made durable together before the batch commits); (3) one write
+  transaction ingests them through `mail/ingest.py`, with the smaller messages themselves (kept in
+  the database, store/blobs.py), first all at once and, if one fails, again each in its own
+  savepoint, so one bad message leaves nothing behind and does not stop the others. Short
+  transactions let a running server keep serving in between.
 * Every message ends up counted as imported, skipped (already there, or marked trashed in a Maildir)
   or failed, and every failure is named with its place (file path, or mbox path and byte offset)
   and the reason.
@@ -49,7 +51,7 @@ from typing import IO
 
 from ..mime import ParsedMessage, parse_message
 from ..store.base import MailboxRow, Store, Transaction
-from ..store.blobs import FileBlobStore, blob_id_for
+from ..store.blobs import INLINE_MAX, FileBlobStore, blob_id_for
 from .counts import CountChanges
 from .ids import MAILBOX, to_wire
 from .ingest import Documents, Prepared, documents_for, epoch, ingest, received_time
@@ -491,20 +493,23 @@ class Importer:
                 if self._present(tx, blob_id, self._lookup(tx, item.folder, rows)):
                     report.skipped += 1
                     continue
-                # (2) Parse and store the blob, outside any transaction.
+                # (2) Parse it and stage a large one's blob file, outside any transaction. A small
+                # one (most mail) goes into the database with the batch (store/blobs.py INLINE_MAX):
+                # no file to write, fsync and rename, and the batch's one commit makes it durable.
                 raw, item.raw = item.raw, None
                 assert raw is not None
+                inline = raw if len(raw) <= INLINE_MAX else None
                 if pool is None:
-                    stage.work.append((item, _prepare(self.store.blobs, raw)))
+                    stage.work.append((item, _prepare(self.store.blobs, raw, inline is None), inline))
                 else:
-                    stage.work.append((item, pool.submit(_prepare_in_worker, raw)))
+                    stage.work.append((item, pool.submit(_prepare_in_worker, raw, inline is None), inline))
         return stage
 
     def _finish(self, stage: _Stage, progress: Progress | None) -> None:
         report = self.report
-        prepared: list[tuple[Item, Prepared, int]] = []
+        prepared: list[tuple[Item, Prepared, int, bytes | None]] = []
         staged: list[tuple[str, Path]] = []
-        for item, work in stage.work:
+        for item, work, inline in stage.work:
             try:
                 blob_id, parsed, documents, staged_file, error = work.result() if isinstance(work, Future) else work
             except Exception as exc:  # a worker died: name the message, go on
@@ -516,7 +521,7 @@ class Importer:
             if staged_file is not None:
                 staged.append((blob_id, Path(staged_file)))
             received = item.received_at or received_time(parsed) or _header_date(parsed) or int(self.now())
-            prepared.append((item, Prepared(blob_id, parsed, documents), received))
+            prepared.append((item, Prepared(blob_id, parsed, documents), received, inline))
         stage.work.clear()
         # The blobs are durable before any email refers to them.
         self.store.blobs.install_staged(staged)
@@ -525,7 +530,7 @@ class Importer:
         if progress is not None:
             progress.update(stage.done, report.imported + report.skipped)
 
-    def _commit(self, prepared: list[tuple[Item, Prepared, int]]) -> None:
+    def _commit(self, prepared: list[tuple[Item, Prepared, int, bytes | None]]) -> None:
         """(3) One write transaction for the batch.
 
         First without savepoints (a savepoint makes the full-text index flush, which costs more than
@@ -542,7 +547,7 @@ class Importer:
         report.failed.extend(outcome.failed)
         report.mailboxes_created.extend(outcome.mailboxes_created)
 
-    def _write(self, prepared: list[tuple[Item, Prepared, int]], *, careful: bool) -> ImportReport:
+    def _write(self, prepared: list[tuple[Item, Prepared, int, bytes | None]], *, careful: bool) -> ImportReport:
         outcome = ImportReport()
         with self.store.write(self.account_id) as tx:
             rows = tx.mailboxes.all()
@@ -550,7 +555,7 @@ class Importer:
             # Written at once: the mailbox counters move once per batch, each mailbox is logged once
             # (careful: per message, inside its savepoint, which may be rolled back).
             counts = None if careful else CountChanges()
-            for item, message, received in prepared:
+            for item, message, received, inline in prepared:
                 try:
                     mailbox_id = self._ensure(tx, item.folder, rows, outcome.mailboxes_created)
                 except Exception as exc:
@@ -565,6 +570,8 @@ class Importer:
                         if self._present(tx, message.blob_id, mailbox_id):
                             outcome.skipped += 1
                             continue
+                        if inline is not None:
+                            tx.put_inline_blob(message.blob_id, inline)
                         ingest(tx, message, {mailbox_id}, item.keywords, received, counts=counts, trash=trash)
                 except Exception as exc:
                     if not careful:
@@ -588,10 +595,11 @@ Prepare = tuple[str | None, ParsedMessage | None, Documents | None, str | None, 
 @dataclass
 class _Stage:
     done: int
-    work: list[tuple[Item, Prepare | Future[Prepare]]] = field(default_factory=list)
+    # (item, its preparation, the raw message when it is kept in the database)
+    work: list[tuple[Item, Prepare | Future[Prepare], bytes | None]] = field(default_factory=list)
 
 
-def _prepare(blobs: FileBlobStore, raw: bytes) -> Prepare:
+def _prepare(blobs: FileBlobStore, raw: bytes, as_file: bool = True) -> Prepare:
     """(blob id, parsed message, documents, staged file or None, None), or (None, None, None, None,
     why it cannot be imported). The blob is only staged: `Importer._finish` makes the batch's blobs
     durable at once. The documents are computed here, in a worker process, so the writer does not
@@ -603,7 +611,7 @@ def _prepare(blobs: FileBlobStore, raw: bytes) -> Prepare:
         return None, None, None, None, f"cannot parse: {type(exc).__name__}: {exc}"
     if not parsed.headers:
         return None, None, None, None, "not a message: no header fields"
-    blob_id, staged = blobs.stage(raw)
+    blob_id, staged = blobs.stage(raw) if as_file else (blob_id_for(raw), None)
     return blob_id, replace(parsed, body_values={}), documents, str(staged) if staged else None, None
 
 
@@ -615,9 +623,9 @@ def _init_worker(root: str, fsync: bool) -> None:
     _worker_blobs = FileBlobStore(Path(root), fsync=fsync)
 
 
-def _prepare_in_worker(raw: bytes) -> Prepare:
+def _prepare_in_worker(raw: bytes, as_file: bool) -> Prepare:
     assert _worker_blobs is not None
-    return _prepare(_worker_blobs, raw)
+    return _prepare(_worker_blobs, raw, as_file)
 
 
 def import_path(store: Store, account_id: str, path: Path, *, mailbox: str | None = None,
