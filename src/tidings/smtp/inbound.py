@@ -7,15 +7,24 @@ committed with synchronous=FULL): a crash after a 250 loses nothing. LMTP answer
 accepted recipient (RFC 2033 §4.2); SMTP answers once, 250 only when every recipient has it.
 
 The SMTP listener accepts mail for the local domains only, and has no AUTH: it is never a relay.
+
+Both offer DSN (RFC 3461) as the final delivery agent: NOTIFY and ORCPT on RCPT, RET and ENVID on
+MAIL are checked (501 when malformed) and taken off the command before aiosmtpd, which knows none
+of them, sees it. A recipient whose NOTIFY has SUCCESS gets a "delivered" DSN (§5.2.3) sent to the
+envelope sender through the outbound queue once the message is stored; failures are never
+reported later, as every refusal is a reply to the client (which reports it, §5.2.6 being its
+job), and delays cannot happen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from email.utils import formatdate
@@ -24,8 +33,10 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from ..mail import dsnparams
 from ..mail.delivery import Delivery, Recipient, Resolver
-from . import replies
+from ..mail.outbox import queue_message
+from . import dsn, replies
 from .data import DataState, read_data
 
 log = logging.getLogger("tidings.smtp")
@@ -66,19 +77,24 @@ class Handler:
         *,
         hostname: str,
         lmtp: bool,
+        give_up: float = 5 * 86400,
     ) -> None:
         self.delivery = delivery
         self.resolver = resolver
         self.executor = executor
         self.hostname = hostname
         self.lmtp = lmtp
+        self.give_up = give_up  # for the "delivered" DSNs this listener queues
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
+        # RFC 3461: room for RET, an ENVID of 100 characters and an ORCPT of 500, xtext-encoded.
+        server.command_size_limits["MAIL"] += DSN_MAIL_ROOM
+        server.command_size_limits["RCPT"] += DSN_RCPT_ROOM
         # RFC 2033 §5 (LMTP) requires PIPELINING and ENHANCEDSTATUSCODES; both hold for SMTP too.
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250-DSN", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
@@ -87,6 +103,7 @@ class Handler:
         # mail_from would make it refuse the RCPT that follows ("need MAIL"). It is "" after DATA.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        vars(envelope)["dsn"] = dict(getattr(server, "dsn_parameters", {}))
         return replies.SENDER_OK
 
     async def handle_RCPT(
@@ -111,6 +128,7 @@ class Handler:
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         _recipients(envelope).append(recipient)
+        _rcpt_parameters(envelope).append(dict(getattr(server, "dsn_parameters", {})))
         return replies.RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -124,6 +142,15 @@ class Handler:
         results = await loop.run_in_executor(
             self.executor, self._deliver_all, raw, _reverse_path(envelope), recipients, trace
         )
+        sender = _reverse_path(envelope)
+        wanted = [
+            (recipient, parameters)
+            for recipient, parameters, result in zip(recipients, _rcpt_parameters(envelope), results, strict=True)
+            if result == replies.DELIVERED and dsnparams.wants(parameters.get("NOTIFY"), "SUCCESS")
+        ]
+        if wanted and sender:
+            mail_parameters: dict[str, str] = vars(envelope).get("dsn", {})
+            await loop.run_in_executor(self.executor, self._report_success, raw, sender, wanted, mail_parameters)
         if self.lmtp:
             return self._reply(results)
         # SMTP has one reply: 250 only if every recipient has the message; otherwise the client
@@ -149,6 +176,28 @@ class Handler:
                 continue
             results.append(replies.DUPLICATE if outcome.duplicate else replies.DELIVERED)
         return results
+
+    def _report_success(
+        self, raw: bytes, sender: str, wanted: list[tuple[Recipient, dict[str, str]]], mail_parameters: dict[str, str]
+    ) -> None:
+        """RFC 3461 §5.2.3: a "delivered" DSN for the recipients whose NOTIFY has SUCCESS, to the
+        envelope sender, with the null reverse-path (RFC 3461 §6.1), through the outbound queue of
+        the first such recipient's account. The message is stored whatever happens here."""
+        now = time.time()
+        notices = [dsn.Notice(r.address, replies.DELIVERED, None, "delivered", p.get("ORCPT")) for r, p in wanted]
+        report = dsn.compose(
+            reporting_mta=self.hostname, sender=sender, notices=notices, original=raw, arrival=now, attempted=now,
+            message_id=f"dsn.{secrets.token_hex(8)}@{self.hostname}", envelope_id=mail_parameters.get("ENVID"),
+        )
+        try:
+            blob_id = self.delivery.store.blobs.put(report)
+            with self.delivery.store.write(wanted[0][0].user.account_id) as tx:
+                queue_message(tx, blob_id, len(report), "", [sender], now=now, send_at=now, give_up=self.give_up)
+        except Exception:
+            log.exception("could not queue the delivered DSN to %s", sender)
+            return
+        if self.delivery.on_enqueued is not None:
+            self.delivery.on_enqueued()
 
     def received(self, session: Session, envelope: Envelope, recipients: list[Recipient]) -> bytes:
         """The Received field of this hop (RFC 5321 §4.4; protocol names of RFC 3848, RFC 6531 §3.7.3)."""
@@ -182,6 +231,12 @@ def _reverse_path(envelope: Envelope) -> str:
 
 def _recipients(envelope: Envelope) -> list[Recipient]:
     found: list[Recipient] = vars(envelope).setdefault("resolved", [])
+    return found
+
+
+def _rcpt_parameters(envelope: Envelope) -> list[dict[str, str]]:
+    """The DSN parameters of each accepted recipient, in the order of `_recipients`."""
+    found: list[dict[str, str]] = vars(envelope).setdefault("dsn_rcpt", [])
     return found
 
 
@@ -243,11 +298,69 @@ class FastData:
         await self.push("250 OK" if status is MISSING else status)
 
 
-class SMTPServer(FastData, SMTP):
+# RFC 3461 §4: how much longer MAIL and RCPT lines may be with DSN parameters (an xtext character
+# takes up to three).
+DSN_MAIL_ROOM = len(" RET=HDRS ENVID=") + 3 * dsnparams.MAX_ENVID
+DSN_RCPT_ROOM = len(" NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=utf-8;") + 3 * dsnparams.MAX_ORCPT
+_DSN_PREFIXES = ("NOTIFY=", "ORCPT=", "RET=", "ENVID=")
+
+
+class DsnParameters:
+    """The DSN parameters (RFC 3461 §4) of MAIL and RCPT, checked and taken off the command line
+    before aiosmtpd parses it (it refuses parameters it does not know). The decoded values are left
+    in `dsn_parameters` for the handler's MAIL/RCPT hook, which runs only if the command is
+    otherwise accepted; every MAIL and RCPT sets them afresh."""
+
+    dsn_parameters: dict[str, str]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # aiosmtpd keeps the line limits in one dictionary shared by every connection, which each
+        # EHLO makes longer; each connection has its own here.
+        limits: collections.defaultdict[str, int] = collections.defaultdict(lambda: self.command_size_limit)
+        setattr(self, "command_size_limits", limits)  # noqa: B010 (an instance attribute over the class one)
+        self.dsn_parameters = {}
+
+    async def _take_dsn(self: Any, arg: str | None, allowed: frozenset[str]) -> str | None:
+        """`arg` without its DSN parameters; None after answering 501 for a bad one."""
+        self.dsn_parameters = {}
+        if arg is None or self.session is None or not self.session.extended_smtp:
+            return arg
+        words = arg.split(" ")
+        kept: list[str] = []
+        for index, word in enumerate(words):
+            name, equals, value = word.partition("=")
+            if index == 0 or not equals or name.upper() not in allowed:
+                kept.append(word)
+                continue
+            if name.upper() in self.dsn_parameters:
+                await self.push(f"501 5.5.4 {name.upper()} given twice")
+                return None
+            try:
+                self.dsn_parameters[name.upper()] = dsnparams.check_encoded(name, value)
+            except dsnparams.ParameterError as error:
+                await self.push(f"501 5.5.4 Invalid {name.upper()}: {error}")
+                return None
+        return " ".join(kept)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self: Any, arg: str | None) -> None:
+        rest = await self._take_dsn(arg, dsnparams.MAIL_PARAMETERS)
+        if rest is not None or arg is None:
+            await SMTP.smtp_MAIL(self, rest)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self: Any, arg: str | None) -> None:
+        rest = await self._take_dsn(arg, dsnparams.RCPT_PARAMETERS)
+        if rest is not None or arg is None:
+            await SMTP.smtp_RCPT(self, rest)
+
+
+class SMTPServer(DsnParameters, FastData, SMTP):
     pass
 
 
-class LMTPServer(FastData, LMTP):
+class LMTPServer(DsnParameters, FastData, LMTP):
     """aiosmtpd's LMTP with RFC 2033 §4.2 kept for aiosmtpd's own refusals after DATA too (line too
     long, message too big): those replies are repeated once per accepted recipient."""
 

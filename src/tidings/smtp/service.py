@@ -54,15 +54,16 @@ class MailTransports:
         self.executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="tidings-delivery")
         size = self.mailflow.max_message_size
         resolver, delivery = self.mailflow.resolver, self.mailflow.delivery
+        give_up = self.mailflow.responder.give_up  # `queue_give_up`, for the DSNs the listeners queue
         if self.lmtp is not None:
-            handler = Handler(delivery, resolver, self.executor, hostname=self.hostname, lmtp=True)
+            handler = Handler(delivery, resolver, self.executor, hostname=self.hostname, lmtp=True, give_up=give_up)
             server = await start_listener(handler, self.lmtp.host, self.lmtp.port, hostname=self.hostname,
                                           max_size=size, lmtp=True)
             self.servers.append(server)
             self.lmtp_port = server.sockets[0].getsockname()[1]
             log.info("LMTP listening on %s:%d", self.lmtp.host, self.lmtp_port)
         if self.smtp is not None:
-            handler = Handler(delivery, resolver, self.executor, hostname=self.hostname, lmtp=False)
+            handler = Handler(delivery, resolver, self.executor, hostname=self.hostname, lmtp=False, give_up=give_up)
             server = await start_listener(handler, self.smtp.host, self.smtp.port, hostname=self.hostname,
                                           max_size=size, lmtp=False)
             self.servers.append(server)
