@@ -127,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(tokens)
     tokens.add_argument("name")
 
+    push = commands.add_parser("push", help="Web Push administration").add_subparsers(
+        parser_class=_Parser, dest="action", metavar="ACTION", required=True
+    )
+    rotate = push.add_parser(
+        "rotate-vapid",
+        help="replace the VAPID key and erase every push subscription (clients subscribe again)",
+        description="Replace the server's VAPID key (RFC 8292, advertised as urn:ietf:params:jmap:webpush-vapid)."
+        " Push services refuse pushes signed with another key than a subscription was made for, so every"
+        " PushSubscription is erased too. Running servers take up the new key within seconds; the session"
+        " state changes, and clients fetch the new key and subscribe again (RFC 9749 §5; docs/push.md).",
+    )
+    _common(rotate)
+
     importing = commands.add_parser(
         "import",
         help="import an mbox file or a Maildir tree into a user's account",
@@ -224,6 +237,18 @@ def cmd_token(args: argparse.Namespace) -> int:
                 print(f"{label}\t{created}")
         else:
             raise CommandError("usage: tidings token {create,revoke,list} ...")
+    finally:
+        tidings.close()
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    tidings = _tidings(_config(args))
+    try:
+        if args.action != "rotate-vapid":
+            raise CommandError("usage: tidings push rotate-vapid")
+        erased = tidings.push.rotate_vapid()
+        print(f"new VAPID key {tidings.push.vapid.public_key}; {erased} push subscription(s) erased")
     finally:
         tidings.close()
     return 0
@@ -363,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_user(args)
         if args.command == "token":
             return cmd_token(args)
+        if args.command == "push":
+            return cmd_push(args)
         if args.command in ("db", "migrate"):
             from . import storeadmin
 

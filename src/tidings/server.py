@@ -155,6 +155,7 @@ class Tidings:
         return principal
 
     def api(self, principal: Principal, request: Request) -> Outcome:
+        self.push.refresh_vapid()  # a rotated VAPID key changes the session state (push/feature.py)
         return process_request(
             request, principal, self.registry, self.limits, self.services, lambda: self.session_state(principal)
         )
@@ -165,6 +166,7 @@ class Tidings:
             principal.username,
             tuple((a.id, a.name, a.is_personal, a.is_read_only) for a in principal.accounts.values()),
             tuple(principal.primary_accounts.items()),
+            self.push.vapid.public_key,  # in the session, which a key rotation changes
         )
         state = self._session_states.get(key)
         if state is None:
@@ -176,6 +178,7 @@ class Tidings:
         return state
 
     def session(self, principal: Principal, base_url: str) -> dict[str, Any]:
+        self.push.refresh_vapid()
         # The state must not depend on the URL a client used to reach us, so it is computed on a
         # URL-independent view; see jmap.session.session_state.
         session = session_object(

@@ -82,6 +82,9 @@ class Pusher:
         self.clock = clock
         self._transport = transport
         self._own_addresses: frozenset[str] = frozenset()
+        # Called (in a worker thread) before subscriptions are read for sending: takes up a rotated
+        # VAPID key (push/feature.py).
+        self.refresh_key: Callable[[], None] = lambda: None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._pending: dict[str, dict[str, str]] = {}
@@ -172,6 +175,7 @@ class Pusher:
             self._dispatching = False
 
     def _subscriptions_for(self, accounts: list[str], now: int) -> dict[str, list[PushSubscriptionRow]]:
+        self.refresh_key()
         with self.store.push() as tx:
             return {a: tx.for_account(a, now) for a in accounts}
 
@@ -220,6 +224,7 @@ class Pusher:
         now = int(self.clock())
 
         def load() -> PushSubscriptionRow | None:
+            self.refresh_key()
             with self.store.push() as tx:
                 return tx.get(user_id, subscription_id, now)
 

@@ -440,6 +440,14 @@ class PushSubscriptions(ABC):
     def add_server_key(self, name: str, value: bytes) -> bytes:
         """Store a key unless one of that name exists; return the one stored (first writer wins)."""
 
+    @abstractmethod
+    def replace_server_key(self, name: str, value: bytes) -> None:
+        """Store a key in place of the one of that name (key rotation)."""
+
+    @abstractmethod
+    def destroy_all(self) -> int:
+        """Erase every subscription of every user (as `delete` does); returns how many."""
+
     # Single-use access tokens for the event source and WebSocket URLs.
     @abstractmethod
     def add_access_token(self, token_hash: str, user_id: int, credential: str, expires_at: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -124,6 +125,12 @@ class SqlitePushSubscriptions(PushSubscriptions):
         self.conn.execute("DELETE FROM access_tokens WHERE credential = ?", (credential,))
         return len(doomed)
 
+    def destroy_all(self) -> int:
+        doomed = [r[0] for r in self.conn.execute("SELECT id FROM push_subscriptions")]
+        for subscription_id in doomed:
+            self.delete(subscription_id)
+        return len(doomed)
+
     def credential_is_live(self, user_id: int, credential: str) -> bool:
         if credential.startswith("password:"):
             row = self.conn.execute("SELECT password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
@@ -168,6 +175,13 @@ class SqlitePushSubscriptions(PushSubscriptions):
         stored = self.server_key(name)
         assert stored is not None
         return stored
+
+    def replace_server_key(self, name: str, value: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO server_keys (name, value, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at",
+            (name, value, int(time.time())),
+        )
 
     # -- single-use access tokens
 
