@@ -167,3 +167,16 @@ def test_local_mdn_through_the_queue(alice: JmapClient, mail_server: LiveServer)
         bob.close()
     got = wait_for(lambda: (s := submission(alice, sub_id))["mdnBlobIds"] and s)
     assert got["deliveryStatus"]["bob@example.com"]["displayed"] == "yes"
+
+
+def test_mdn_over_smtp_and_destroying_the_submission(alice: JmapClient, sink: Sink, smtp: smtplib.SMTP) -> None:
+    sub_id, message_id = _sent(alice, sink, ["dave@remote.test"])
+    code, _ = smtp.mail("")
+    assert code == 250
+    assert smtp.rcpt("alice@example.com")[0] == 250
+    assert smtp.data(mdn(message_id, recipient="dave@remote.test"))[0] == 250
+    got = wait_for(lambda: (s := submission(alice, sub_id))["mdnBlobIds"] and s)
+    assert got["deliveryStatus"]["dave@remote.test"]["displayed"] == "yes"
+    # Destroying the record releases its hold on the report; the report stays an Email.
+    assert alice.ok("EmailSubmission/set", {"destroy": [sub_id]}, USING)["destroyed"] == [sub_id]
+    assert b"Original-Message-ID" in raw_of(alice, got["mdnBlobIds"][0])

@@ -90,9 +90,10 @@ def _fields(text: str) -> list[dict[str, str]]:
 
 def _part_text(part: Message) -> str:
     if part.is_multipart():
-        # The email package splits message/delivery-status into its blocks (as messages) itself.
+        # The email package parses message/* parts itself: message/delivery-status as a list of its
+        # blocks, any other subtype as one message (the first block its header, the rest its body).
         blocks = [block for block in part.get_payload() if isinstance(block, Message)]
-        return "\n\n".join("\n".join(f"{k}: {v}" for k, v in block.items()) for block in blocks)
+        return "\n".join(block.as_string() for block in blocks)
     payload = part.get_payload(decode=True)
     return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload or "")
 
