@@ -95,8 +95,15 @@ def deliver(port: int, recipient: str, corpus: Iterable[bytes], connections: int
     threads = [threading.Thread(target=run, daemon=True) for _ in range(connections)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as interrupted:  # Ctrl-C: finish the messages in flight, send no more
+        with lock:
+            errors.append(interrupted)
+        for thread in threads:
+            thread.join(60)
+        raise
     elapsed = time.perf_counter() - started
     if errors:
         raise errors[0]

@@ -30,7 +30,7 @@ from typing import Any
 from bench.common import load_average, machine
 from bench.report import docs_section, summary, write_docs
 from bench.servers import CyrusServer, Server, ServerError, TidingsServer, wait_for_session
-from bench.workloads import Settings, load_mailbox, log, measure_server
+from bench.workloads import Settings, delivered_so_far, load_mailbox, log, measure_server
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -76,15 +76,21 @@ def run_one(name: str, size: int, settings: Settings, keep: Path | None, prefork
     server = make_server(name, home, prefork)
     results: dict[str, Any] = {}
     try:
-        reused = server.loaded
-        log(f"{name}: starting ({'reusing the loaded mailbox in ' + str(home) if reused else 'fresh'})")
+        reused, partial = server.loaded, server.has_data and not server.loaded
+        state = "reusing the loaded mailbox" if reused else "going on with the partly loaded mailbox" \
+            if partial else "fresh"
+        log(f"{name}: starting ({state} in {home})")
         server.start()
         wait_for_session(server)
         results["version"] = server.version
         if reused:
             results["reused"] = True
         else:
-            results["load"] = load_mailbox(server, size, settings.load_connections)
+            done = delivered_so_far(server) if partial else 0
+            # Messages in flight when a load stopped may or may not have been stored: send the last
+            # `connections` again; both servers drop a repeated Message-ID for the same recipient.
+            skip = max(0, done - settings.load_connections)
+            results["load"] = load_mailbox(server, size, settings.load_connections, skip)
             server.mark_loaded()
         results.update(measure_server(server, size, settings, next_run_index(home)))
     finally:

@@ -2,8 +2,8 @@
 start.sh. Both expose the same things to the benchmark: a JMAP session URL and credentials, an LMTP port and
 recipient, the processes to count for CPU and memory, and a way to stop them (always, also on errors).
 
-A server's data can be kept in a directory (`keep`) and started again from it later (`reuse`), so that a
-100,000-message mailbox is loaded once.
+A server's data can be kept in a directory (`keep`) and started again from it later, so that a
+100,000-message mailbox is loaded once; a load that was interrupted goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -54,8 +54,13 @@ class Server(ABC):
 
     @property
     @abstractmethod
+    def has_data(self) -> bool:
+        """True if `home` holds a server started by an earlier run (its mailbox loaded or partly loaded)."""
+
+    @property
     def loaded(self) -> bool:
-        """True if `home` holds a server whose mailbox was loaded by an earlier run."""
+        """True if `home` holds a server whose mailbox was loaded completely by an earlier run."""
+        return self.has_data and (self.home / "loaded").exists()
 
     @abstractmethod
     def start(self) -> None: ...
@@ -102,13 +107,13 @@ class TidingsServer(Server):
         self.version = _tidings_version()
 
     @property
-    def loaded(self) -> bool:
-        return (self.home / "loaded").exists() and (self.data / "tidings.sqlite3").exists()
+    def has_data(self) -> bool:
+        return (self.data / "tidings.sqlite3").exists()
 
     def start(self) -> None:
         env = {**os.environ, "TIDINGS_ACCESS_LOG": "false", "TIDINGS_LOG_LEVEL": "warning",
                "TIDINGS_MAX_CONCURRENT_REQUESTS": "64"}
-        if not self.loaded:
+        if not self.has_data:
             shutil.rmtree(self.data, ignore_errors=True)
             self.data.mkdir(parents=True)
             added = subprocess.run([*tidings_command(), "user", "add", USER_LOCAL, "--password", PASSWORD,
@@ -164,8 +169,8 @@ class CyrusServer(Server):
         self.version = "unknown"
 
     @property
-    def loaded(self) -> bool:
-        return (self.home / "loaded").exists() and self.saved_env.exists()
+    def has_data(self) -> bool:
+        return self.saved_env.exists()
 
     def _anchor_env(self) -> dict[str, str]:
         return {**os.environ, "CYRUS_RUN_DIR": str(self.run_dir), "TMPDIR": str(self.home)}
@@ -177,7 +182,7 @@ class CyrusServer(Server):
             raise ServerError("Cyrus's start.sh needs root (its master switches to the user 'cyrus')")
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o755)  # the user 'cyrus' must reach the instance directory inside
-        if self.loaded:
+        if self.has_data:
             self._restart_kept()
         else:
             self._start_fresh()
