@@ -145,3 +145,39 @@ def test_merged_states_keep_the_latest_of_each_type() -> None:
     pending = {"Email": "9", "Thread": "10"}
     merge_states(pending, {"Email": "12", "Thread": "8", "Mailbox": "11"})
     assert pending == {"Email": "12", "Thread": "10", "Mailbox": "11"}
+
+
+def test_statements_sent_with_the_next_one_keep_transactions_exact(store: Store) -> None:
+    """BEGIN, SAVEPOINT and RELEASE wait for the next statement and go with it (dialect.py): errors
+    still surface at the statement that caused them, and savepoints still undo exactly their part."""
+    import psycopg
+
+    from tidings.store.postgres.dialect import PgConnection
+
+    idle, in_transaction = psycopg.pq.TransactionStatus.IDLE, psycopg.pq.TransactionStatus.INTRANS
+    with psycopg.connect(store.url, autocommit=True) as raw:  # type: ignore[attr-defined]
+        conn = PgConnection(raw, frozenset(), {}, threading.Lock())
+        conn.execute("BEGIN")
+        conn.execute("COMMIT")  # nothing ran: nothing reached the server
+        assert raw.info.transaction_status == idle
+        conn.execute("BEGIN")
+        conn.execute("CREATE TEMP TABLE t (x INTEGER PRIMARY KEY)")
+        assert raw.info.transaction_status == in_transaction
+        conn.execute("SAVEPOINT sp1")
+        conn.execute("INSERT INTO t VALUES (?)", (1,))
+        conn.execute("RELEASE sp1")
+        conn.execute("SAVEPOINT sp2")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute("INSERT INTO t VALUES (?)", (1,))
+        conn.execute("ROLLBACK TO sp2")
+        conn.execute("RELEASE sp2")
+        with conn.pipeline():
+            conn.execute("INSERT INTO t VALUES (?)", (2,))
+            conn.executemany("INSERT INTO t VALUES (?)", [(3,), (4,)])
+        assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x").fetchall()] == [1, 2, 3, 4]
+        with pytest.raises(psycopg.errors.DivisionByZero), conn.pipeline():
+            conn.execute("SELECT 1 / ?", (0,))
+            conn.execute("COMMIT")
+        assert conn.in_transaction  # the failed pipeline did not commit
+        conn.execute("ROLLBACK")
+        assert raw.info.transaction_status == idle

@@ -146,8 +146,10 @@ class PgStore(Store):
             self._local.active = conn
             try:
                 yield tx
-                states = tx.flush_states()
-                conn.execute("COMMIT")
+                # The account counter, the type states and COMMIT: one round trip.
+                with conn.pipeline():
+                    states = tx.flush_states()
+                    conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")

@@ -19,6 +19,12 @@ statement once (the result is cached) into PostgreSQL's dialect:
 
 What cannot be rewritten (full-text search, secure deletion, row locks) is overridden in the
 PostgreSQL subclasses, and the contract tests run every statement on both backends.
+
+Round trips: every statement is one round trip to the server, and under load each costs two context
+switches and a wait for the CPU, on top of the work. Statements that take no parameters and return
+nothing (`BEGIN ...`, `SAVEPOINT x`, `RELEASE x`) therefore wait in the connection and go out in one
+pipeline with the next statement, whose result (or error) is the first the caller sees; a
+transaction in which nothing else ran never reaches the server at all.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -40,6 +47,9 @@ _BARE_BOOL = re.compile(r"(?<=[(\s])\(([01])\)(?=[\s)]|$)")
 _COUNT_SUBQUERY = re.compile(r"^(SELECT\s+count\(\*\)\s+FROM\s+\(.*\))\s*$", re.IGNORECASE | re.DOTALL)
 _HIGH_WATER = re.compile(r"\(SELECT last_id \+ 1 FROM id_high_water WHERE name = '(\w+)'\)", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+# Sent with the next statement (see the module's docstring).
+_DEFERRABLE = re.compile(r"^\s*(BEGIN\b[\w\s]*|SAVEPOINT\s+\w+|RELEASE\s+\w+)\s*$", re.IGNORECASE)
+_END = re.compile(r"^\s*(COMMIT|ROLLBACK)\s*$", re.IGNORECASE)
 
 
 def _balanced(sql: str, start: int) -> int:
@@ -165,6 +175,7 @@ class PgConnection:
         self._tables = generated_id_tables
         self._cache = cache
         self._lock = lock
+        self._deferred: list[str] = []
 
     def _translate(self, sql: str, has_params: bool) -> tuple[str, bool]:
         key = (sql, has_params)
@@ -182,11 +193,41 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
+        """Whether the server has a transaction open on this connection (a deferred BEGIN is not one)."""
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Send the statements run in this block, and the deferred ones before them, in one round trip;
+        their results (and the first error) arrive at the end of the block. Results read inside the
+        block cost a round trip each, as usual."""
+        if self.raw.info.pipeline_status != psycopg.pq.PipelineStatus.OFF:
+            yield  # already in one
+            return
+        with self.raw.pipeline():
+            yield
+
+    def _send_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for statement in deferred:
+            self.raw.execute(statement)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> Result:
+        if not params:
+            if _DEFERRABLE.match(sql):
+                self._deferred.append(sql)
+                return Result(None)
+            if _END.match(sql) and self._deferred and self._deferred[0].lstrip().upper().startswith("BEGIN"):
+                self._deferred.clear()  # the transaction never reached the server: nothing to end
+                return Result(None)
         text, returns_id = self._translate(sql, bool(params))
-        cursor = self.raw.execute(text, _params(params) if params else None)
+        values = _params(params) if params else None
+        if self._deferred:
+            with self.pipeline():
+                self._send_deferred()
+                cursor = self.raw.execute(text, values)
+        else:
+            cursor = self.raw.execute(text, values)
         if returns_id:
             row = cursor.fetchone()
             return Result(cursor, int(row[0]) if row else None)
@@ -199,6 +240,7 @@ class PgConnection:
         text, returns_id = self._translate(sql, True)
         if returns_id:
             text = text[: -len(" RETURNING id")]
-        with self.raw.cursor() as cursor:
+        with self.raw.cursor() as cursor, self.pipeline():
+            self._send_deferred()
             cursor.executemany(text, rows)
-            return Result(None)
+        return Result(None)

@@ -18,6 +18,9 @@ from .submissions import SqliteSubmissions
 
 
 class SqliteTransaction(Transaction):
+    # A writer reads its account's change counter first (PostgreSQL locks the row with it).
+    ACCOUNT_ROW = "SELECT modseq FROM accounts WHERE id = ?"
+
     def __init__(self, conn: sqlite3.Connection, account_pk: int, account_id: str, *, writable: bool) -> None:
         self.conn = conn
         self.account_pk = account_pk
@@ -34,7 +37,7 @@ class SqliteTransaction(Transaction):
         self.modseq = 0
         self.changed_types: dict[str, int] = {}
         if writable:
-            row = conn.execute("SELECT modseq FROM accounts WHERE id = ?", (account_pk,)).fetchone()
+            row = conn.execute(self.ACCOUNT_ROW, (account_pk,)).fetchone()
             if row is None:
                 raise StoreError(f"account {account_id} does not exist")
             self.modseq = row[0]
