@@ -108,8 +108,9 @@ class CpuMeter:
         if self.admin_url is None:
             return []
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                                (self.database,)).fetchall()
+            # Client backends only: an autovacuum worker that happens to run is not the requests' work.
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+                                " AND backend_type = 'client backend'", (self.database,)).fetchall()
         return [int(r[0]) for r in rows]
 
     def sample(self) -> tuple[dict[int, float], dict[int, float]]:

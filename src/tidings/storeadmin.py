@@ -145,6 +145,11 @@ def copy_store(
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            # Planner statistics and the visibility map for the copied rows now, rather than whenever
+            # autovacuum gets to them: until then queries are planned blind and every server process
+            # pays for it (VACUUM runs outside a transaction; the pool's connections are autocommit).
+            progress("analysing the copied tables")
+            raw.execute("VACUUM (ANALYZE) " + ", ".join([*tables, "email_fts"]))
         progress("copying blobs")
         _copy_blobs(source / "blobs", blob_dir)
     finally:
