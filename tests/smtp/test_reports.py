@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 import smtplib
 
+import orjson
+
 from ..helpers import JmapClient, LiveServer
+from ..wire.test_push_eventsource import EventReader
 from .sink import Sink
 from .test_submission import USING, draft, submission, submit, wait_for
 from .tools import emails, lmtp_send, raw_of
@@ -180,3 +183,29 @@ def test_mdn_over_smtp_and_destroying_the_submission(alice: JmapClient, sink: Si
     # Destroying the record releases its hold on the report; the report stays an Email.
     assert alice.ok("EmailSubmission/set", {"destroy": [sub_id]}, USING)["destroyed"] == [sub_id]
     assert b"Original-Message-ID" in raw_of(alice, got["mdnBlobIds"][0])
+
+
+def test_event_source_sees_the_submission_change(
+    alice: JmapClient, sink: Sink, lmtp: smtplib.LMTP, mail_server: LiveServer
+) -> None:
+    """RFC 8620 §7: the link is an EmailSubmission state change, pushed like any other."""
+    sub_id, message_id = _sent(alice, sink, ["dave@remote.test"])
+    before = alice.ok("EmailSubmission/get", {"ids": []}, USING)["state"]
+    url = f"{mail_server.url}/jmap/eventsource/?types=EmailSubmission&closeafter=no&ping=0"
+    reader = EventReader(url, {"Authorization": alice.http.headers["Authorization"]})
+    try:
+        assert reader.status == 200
+        _deliver(lmtp, mdn(message_id, recipient="dave@remote.test"))
+        wait_for(lambda: submission(alice, sub_id)["mdnBlobIds"])
+        after = alice.ok("EmailSubmission/get", {"ids": []}, USING)["state"]
+        assert after != before
+
+        def pushed() -> bool:
+            states: dict[str, str] = {}
+            for event in reader.wait_for("state"):
+                states.update(orjson.loads(event["data"])["changed"].get(alice.account_id, {}))
+            return states.get("EmailSubmission") == after
+
+        wait_for(pushed)
+    finally:
+        reader.close()
