@@ -140,13 +140,14 @@ def summary(results: dict[str, Any]) -> str:
             continue
         t, c = size_results["tidings"], size_results["cyrus"]
         parts.append(f"### {int(size):,} messages\n")
-        loads = [x for x in (t.get("load", {}).get("per_second"), c.get("load", {}).get("per_second")) if x]
-        if loads:
-            parts.append(f"Loading ({results['settings']['load_connections']} LMTP connections): Tidings "
-                         f"{number(t.get('load', {}).get('per_second'), 'msg/s')}, Cyrus "
-                         f"{number(c.get('load', {}).get('per_second'), 'msg/s')}. Page position "
-                         f"{t.get('page_position')} (Tidings) and {c.get('page_position')} (Cyrus). Load average "
-                         f"during the measurements: {_load_range(t, c)}.\n")
+        loading = "Both mailboxes were loaded by an earlier run (`--keep`)."
+        if t.get("load") or c.get("load"):
+            loading = (f"Loading ({results['settings']['load_connections']} LMTP connections): Tidings "
+                       f"{number(t.get('load', {}).get('per_second'), 'msg/s')}, Cyrus "
+                       f"{number(c.get('load', {}).get('per_second'), 'msg/s')}.")
+        parts.append(f"{loading} Deep page at position {t.get('page_position')} (Tidings) and "
+                     f"{c.get('page_position')} (Cyrus): 5,000 or, in a smaller list, the last page. Load average "
+                     f"during the measurements: {_load_range(t, c)}.\n")
         parts.append(size_table(size_results, clients) + "\n")
         parts.append(checks_table(size_results) + "\n")
     return "\n".join(parts)
@@ -168,8 +169,9 @@ def docs_section(results: dict[str, Any], results_file: str) -> str:
     s = results["settings"]
     return f"""## {SECTION}
 
-`python -m bench` (bench/run.py; `--sizes 2000` for a quick run, `--keep DIR` / `--reuse` to keep a loaded
-mailbox for the next run): for each size, one `tidings serve --lmtp` process on SQLite (shipped
+`python -m bench` (bench/run.py; `--sizes 2000` for a quick run; `--keep DIR` keeps the loaded servers
+in DIR, and a later run with the same `--keep` measures them again without loading, or goes on with a
+load that was interrupted): for each size, one `tidings serve --lmtp` process on SQLite (shipped
 durability) and a fresh Cyrus IMAP instance from the anchor's start.sh (`CYRUS_HTTP_PREFORK={s['cyrus_prefork']}`),
 one after the other, each loaded by LMTP with the same generated mailbox (bench/mailgen.py, in date
 order, {s['load_connections']} connections), then the same requests over keep-alive HTTP: p50/p95 from one
@@ -187,8 +189,8 @@ process. Before measuring, a probe message is delivered and the benchmark waits 
 Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, SQLite {m['sqlite']},
 Cyrus IMAP {results.get('cyrus_version', 'unknown')} (Debian). Measured {results['date']}, load average
 {results['load_average']['start']} at the start and {results['load_average']['end']} at the end
-{'(the machine was shared with other work: wall-clock figures are pessimistic, server CPU is steadier)'
- if max(results['load_average'].values()) > 1.0 else '(quiet machine)'}.
+{'(the machine was shared with other work: these figures are for validation only; wall-clock figures are '
+  'pessimistic, server CPU is steadier)' if max(results['load_average'].values()) > 1.0 else '(quiet machine)'}.
 
 {summary(results)}"""
 
