@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from ..helpers import CORE, JmapClient, LiveServer, basic, make_tidings
 from ..wire.test_push_eventsource import add_mailbox
@@ -169,15 +170,17 @@ def test_an_access_token_stands_for_the_credential_that_obtained_it(
             _, got = await ws_call(ws, "PushSubscription/get", {"ids": None})
             assert [s["id"] for s in got["list"]] == [phone_sub]
 
-            # The socket outlives the token's revocation: it can no longer subscribe in its name
-            # (revocation has passed, and would not come again to destroy the new subscription).
+            # The socket does not outlive the token's revocation: its next request closes it
+            # (1008), as an HTTP request with the token would get 401; nothing is subscribed in the
+            # revoked credential's name.
             await asyncio.to_thread(server.tidings.accounts.revoke_token, "alice", "phone")
-            _, out = await ws_call(
-                ws, "PushSubscription/set", {"create": {"s": {"deviceClientId": "d", "url": f"{endpoint.url}/late"}}}
-            )
-            assert out["notCreated"]["s"]["type"] == "forbidden"
-            _, got = await ws_call(ws, "PushSubscription/get", {"ids": None})
-            assert got["list"] == []
+            create = {"create": {"s": {"deviceClientId": "d", "url": f"{endpoint.url}/late"}}}
+            calls = [["PushSubscription/set", create, "c"]]
+            request = {"@type": "Request", "id": "late", "using": [CORE], "methodCalls": calls}
+            await ws.send(orjson.dumps(request).decode())
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
     asyncio.run(scenario())
     assert list(stored(server)) == [laptop_sub]

@@ -45,6 +45,7 @@ log = logging.getLogger("tidings.http")
 SUBPROTOCOL = "jmap"  # RFC 8887 §4.2 (IANA WebSocket Subprotocol Name Registry)
 PATHS = ("/jmap/ws", "/jmap/ws/")
 CLOSE_UNSUPPORTED_DATA = 1003  # RFC 6455 §7.4.1
+CLOSE_POLICY_VIOLATION = 1008  # RFC 6455 §7.4.1: here, the credentials were revoked
 
 
 async def serve(app: App, scope: Scope, receive: Receive, send: Send) -> None:
@@ -216,7 +217,12 @@ class Connection:
     async def _run_request(self, data: dict[str, Any], request_id: str | None) -> None:
         app = self.app
 
-        def work() -> dict[str, Any] | RequestError:
+        def work() -> dict[str, Any] | RequestError | None:
+            # An HTTP request checks its credentials each time, so a revoked token or a changed
+            # password stops it at once; a socket authenticated once must not outlive them either.
+            # None: they are gone, and the socket is closed.
+            if not self._credential_live():
+                return None
             # The same path, and the same per-user concurrency slots, as an HTTP API request.
             try:
                 app.requests.acquire(self.user_id)
@@ -230,11 +236,21 @@ class Connection:
                 app.requests.release(self.user_id)
 
         result = await app.run(work)
+        if result is None:
+            log.info("websocket of user %s closed: its credentials were revoked", self.user_id)
+            await self.send_json_or_close(CLOSE_POLICY_VIOLATION)
+            self.close()
+            return
         if isinstance(result, RequestError):
             await self.request_error(result, request_id)
             return
         # §4.3.3: a Response object with "@type" and the id of the request it answers.
         await self.send_json({"@type": "Response", "requestId": request_id, **result})
+
+    def _credential_live(self) -> bool:
+        credential = self.principal.credential
+        with self.app.tidings.store.push() as tx:
+            return bool(credential) and tx.credential_is_live(self.user_id, credential)
 
     # -- push (§4.3.5)
 
