@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -113,6 +114,7 @@ class TidingsServer(Server):
     def start(self) -> None:
         env = {**os.environ, "TIDINGS_ACCESS_LOG": "false", "TIDINGS_LOG_LEVEL": "warning",
                "TIDINGS_MAX_CONCURRENT_REQUESTS": "64"}
+        self._stop_leftover()
         if not self.has_data:
             shutil.rmtree(self.data, ignore_errors=True)
             self.data.mkdir(parents=True)
@@ -125,8 +127,27 @@ class TidingsServer(Server):
         self.process = subprocess.Popen(
             [*tidings_command(), "serve", "--data", str(self.data), "--http", f"127.0.0.1:{http_port}",
              "--lmtp", f"127.0.0.1:{self.lmtp_port}", "--domain", DOMAIN], env=env)
+        (self.home / "server.pid").write_text(str(self.process.pid))
         wait_for_port(http_port, 60, self.process)
         wait_for_port(self.lmtp_port, 60, self.process)
+
+    def _stop_leftover(self) -> None:
+        """A run that was killed outright (SIGKILL) leaves its server running on this data directory: stop
+        it, if the recorded process is still a `tidings serve` of this directory."""
+        recorded = self.home / "server.pid"
+        if not recorded.exists():
+            return
+        pid = int(recorded.read_text())
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return
+        if b"serve" in command and str(self.data).encode() in command:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(300):
+                if not Path(f"/proc/{pid}").exists():
+                    break
+                time.sleep(0.1)
 
     def stop(self, keep: bool) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -182,6 +203,11 @@ class CyrusServer(Server):
             raise ServerError("Cyrus's start.sh needs root (its master switches to the user 'cyrus')")
         self.home.mkdir(parents=True, exist_ok=True)
         self.home.chmod(0o755)  # the user 'cyrus' must reach the instance directory inside
+        if (self.run_dir / "env").exists():
+            # A run that was killed outright left this instance running: stop it (by its pid file, as
+            # stop.sh does), keeping its data.
+            subprocess.run([str(CYRUS_ANCHOR / "stop.sh")], env={**self._anchor_env(), "KEEP": "1"},
+                           capture_output=True)
         if self.has_data:
             self._restart_kept()
         else:
