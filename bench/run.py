@@ -4,6 +4,7 @@
     python -m bench --sizes 2000          # a quick run
     python -m bench --sizes 100000 --keep /var/tmp/tidings-bench   # keep the loaded servers; the next
                                           # run with the same --keep measures them again without loading
+                                          # (or goes on with a load that was interrupted)
     python -m bench --from-json bench/results/FILE.json --write-docs   # regenerate the docs table
 
 For each size and each server (one after the other, never both at once): start it (Tidings: a fresh data
