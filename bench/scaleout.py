@@ -15,7 +15,8 @@ against one process on SQLite, on the same mailbox.
      delivery  upload a new message + Email/import into the inbox, each client its own account
    and reports requests per second, p50 latency, and the CPU time spent per request by the server
    processes and by the PostgreSQL backends serving the benchmark database (utime + stime from
-   /proc, which stays meaningful when the machine is loaded), with the load average.
+   /proc, which stays meaningful when the machine is loaded), the clients' own CPU per request (to
+   show they are not the limit), and the load average.
 
 Prints a Markdown table (for docs/performance.md) and one JSON line.
 """
@@ -165,9 +166,11 @@ def run_clients(url: str, clients: int, seconds: float, step: Step, user: Callab
     barrier.wait()
     load_before = os.getloadavg()[0]
     server_before, db_before = meter.sample()
+    client_before = process_cpu(os.getpid())
     started = time.perf_counter()
     done.wait()
     elapsed = time.perf_counter() - started
+    client_cpu = process_cpu(os.getpid()) - client_before
     server_after, db_after = meter.sample()
     load_after = os.getloadavg()[0]
     for t in threads:
@@ -178,6 +181,8 @@ def run_clients(url: str, clients: int, seconds: float, step: Step, user: Callab
         "p50_ms": round(statistics.median(timings) * 1000, 1),
         "server_cpu_ms": round(CpuMeter.spent(server_before, server_after) / count * 1000, 2),
         "db_cpu_ms": round(CpuMeter.spent(db_before, db_after) / count * 1000, 2),
+        # The clients' own CPU (one process, GIL-bound): near a second per second, they are the limit.
+        "client_cpu_ms": round(client_cpu / count * 1000, 2),
         "load": round(max(load_before, load_after), 1),
     }
 
