@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from ..helpers import JmapClient
+from tidings.server import Tidings
+
+from ..helpers import JmapClient, LiveServer
 from .mailtools import download, get_one, import_one, roles, upload
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
@@ -353,3 +358,25 @@ def test_empty_blob_download_completes(shared_alice: JmapClient) -> None:
     blob = upload(shared_alice, b"", "text/plain")
     for _ in range(2):  # the same keep-alive connection must still work afterwards
         assert download(shared_alice, blob) == b""
+
+
+@pytest.mark.sqlite_only  # rewrites a stored document through SQLite directly
+def test_an_email_stored_without_text_ranges_gives_the_same_body_values(
+    tidings: Tidings, server: LiveServer
+) -> None:
+    # Ingest records where each text part lies (the structure document's textRanges) so that
+    # bodyValues are decoded from slices; an email stored before that is parsed in full instead.
+    alice = server.client("alice", "secret")
+    created = import_one(alice, rich_message(), roles(alice)["inbox"])
+    args = {"fetchAllBodyValues": True, "maxBodyValueBytes": 12}
+    ranged = get_one(alice, created["id"], ["bodyValues"], **args)
+    assert ranged["bodyValues"]["1.1"] == {"value": "Café at noo", "isEncodingProblem": False, "isTruncated": True}
+    db = sqlite3.connect(Path(tidings.config.data_dir) / "tidings.sqlite3", isolation_level=None)
+    try:
+        (document,) = db.execute("SELECT structure FROM emails").fetchone()
+        structure = orjson.loads(document)
+        assert set(structure.pop("textRanges")) == {"1.1", "1.2"}
+        db.execute("UPDATE emails SET structure = ?", (orjson.dumps(structure),))
+    finally:
+        db.close()
+    assert get_one(alice, created["id"], ["bodyValues"], **args) == ranged

@@ -30,6 +30,8 @@ from .emailview import (
     NEEDS_STRUCTURE,
     Bodies,
     BodyOptions,
+    BodyValueSource,
+    RangedBodies,
     email_view,
     header_properties,
     load_documents,
@@ -132,7 +134,7 @@ class EmailType(DataType):
                 summary, structure = load_documents(row)
                 listed.append(
                     email_view(row, row.blob_id, row.size, summary, structure, properties, headers, options,
-                               _parser(services, tx, row.blob_id))
+                               _parser(services, tx, row.blob_id, structure))
                 )
         return {"accountId": ctx.account_id, "state": state, "list": listed, "notFound": not_found}
 
@@ -194,7 +196,7 @@ class EmailType(DataType):
             summary, structure = load_documents(full)
             props, headers = _properties(other, (), with_id=False)
             out.update(email_view(full, full.blob_id, full.size, summary, structure, props, headers,
-                                  BodyOptions({}), _parser(ctx.services, tx, full.blob_id)))
+                                  BodyOptions({}), _parser(ctx.services, tx, full.blob_id, structure)))
         return out
 
     def update(
@@ -479,11 +481,20 @@ def _parse_or_none(raw: bytes) -> ParsedMessage | None:
         return None
 
 
-def _parser(services: Any, tx: Transaction, blob_id: str) -> Callable[[], Bodies | None]:
-    def parse() -> Bodies | None:
+def _parser(
+    services: Any, tx: Transaction, blob_id: str, structure: dict[str, Any] | None
+) -> Callable[[], BodyValueSource | None]:
+    def parse() -> BodyValueSource | None:
         # Only the text parts are decoded: the rest of a full parse is in the stored documents.
         raw = services.backend.blobs.read(blob_id)
-        return Bodies(decode_body_values(raw)) if raw is not None else None
+        if raw is None:
+            return None
+        ranges = structure.get("textRanges") if structure is not None else None
+        if ranges is not None:
+            # Where ingest recorded each text part's octets, only the parts asked for are decoded,
+            # each from its slice: no parse of the message (nor of its attachments).
+            return RangedBodies(raw, ranges)
+        return Bodies(decode_body_values(raw))
 
     return parse
 

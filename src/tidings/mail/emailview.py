@@ -5,7 +5,7 @@ Only bodyValues need the raw message: they are decoded from the stored blob on d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,7 +14,7 @@ import orjson
 from ..jmap.errors import invalid_arguments
 from ..jmap.types import format_utc
 from ..mime import HeaderProperty, InvalidHeaderProperty, lookup_header, parse_header_property, truncate_utf8
-from ..mime.parse import BodyValue
+from ..mime.parse import BodyValue, body_value_at
 from ..store.base import EmailRow
 from .ids import EMAIL, MAILBOX, THREAD, to_wire
 from .parts import part_blob_id
@@ -114,15 +114,45 @@ def _index(part: dict[str, Any], index: dict[str, dict[str, Any]]) -> None:
 
 
 class BodyValueSource(Protocol):
-    """What bodyValues are decoded from: a ParsedMessage, or `Bodies` (only the decoded text parts)."""
+    """What bodyValues are decoded from: a ParsedMessage, `Bodies` (only the decoded text parts), or
+    `RangedBodies` (text parts decoded one by one, when asked for, from their stored ranges)."""
 
     @property
-    def body_values(self) -> dict[str, BodyValue]: ...
+    def body_values(self) -> Mapping[str, BodyValue]: ...
 
 
 @dataclass(frozen=True)
 class Bodies:
     body_values: dict[str, BodyValue]
+
+
+class _RangedValues(Mapping[str, BodyValue]):
+    """partId -> EmailBodyValue, each decoded from its slice of the message the first time it is read."""
+
+    def __init__(self, raw: bytes, ranges: dict[str, list[Any]]) -> None:
+        self._raw = raw
+        self._ranges = ranges
+        self._decoded: dict[str, BodyValue] = {}
+
+    def __getitem__(self, part_id: str) -> BodyValue:
+        value = self._decoded.get(part_id)
+        if value is None:
+            value = self._decoded[part_id] = body_value_at(self._raw, self._ranges[part_id])
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ranges)
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+
+class RangedBodies:
+    """The body values of a stored message whose text parts' octet ranges were recorded at ingest
+    (the structure document's `textRanges`): the same values as a full parse gives."""
+
+    def __init__(self, raw: bytes, ranges: dict[str, list[Any]]) -> None:
+        self.body_values: Mapping[str, BodyValue] = _RangedValues(raw, ranges)
 
 
 def body_values(

@@ -122,7 +122,7 @@ def structure_document(parsed: ParsedMessage) -> dict[str, Any]:
         "textBody": parsed.text_body,
         "htmlBody": parsed.html_body,
         "attachments": parsed.attachments,
-    }
+    } | ({"textRanges": parsed.text_ranges} if parsed.text_ranges is not None else {})
 
 
 def search_document(parsed: ParsedMessage) -> SearchDocument:

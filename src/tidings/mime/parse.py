@@ -19,7 +19,7 @@ from tidings.mime.headers import (
     lookup_header,
 )
 from tidings.mime.html import html_to_text
-from tidings.mime.structure import Part, classify, cte_known, find_part, parse_tree, walk
+from tidings.mime.structure import Part, classify, cte_known, decode_transfer, find_part, parse_tree, walk
 
 __all__ = [
     "PREVIEW_LENGTH",
@@ -27,6 +27,8 @@ __all__ = [
     "ExtractedPart",
     "ParsedMessage",
     "SearchText",
+    "TextRange",
+    "body_value_at",
     "extract_part",
     "parse_message",
     "truncate_utf8",
@@ -34,6 +36,10 @@ __all__ = [
 
 PREVIEW_LENGTH = 256
 """RFC 8621 §4.1.4 preview: MUST NOT be more than 256 characters."""
+
+TextRange = tuple[int, int, str, str | None]
+"""Where a text part's body lies in the raw message: [start, end) octets, its transfer encoding and
+charset. `body_value_at` turns it into the part's EmailBodyValue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,8 @@ class ParsedMessage:
     reply_to: list[EmailAddress] | None
     parts: dict[str, dict[str, Any]] = field(repr=False, compare=False)
     """partId -> the body part dict inside ``body_structure``."""
+    text_ranges: dict[str, TextRange] | None = field(default=None, repr=False, compare=False)
+    """partId -> where each text/* leaf's body lies in the message (None: not all could be placed)."""
 
     def header(self, prop: HeaderProperty) -> Any:
         """The value of a top-level ``header:`` property (RFC 8621 §4.1.3)."""
@@ -190,11 +198,49 @@ def _last(headers: list[tuple[str, str]], name: str) -> str | None:
 
 
 def _body_value(part: Part) -> BodyValue:
+    return _decoded_value(part.content(), part.cte, part.charset)
+
+
+def _decoded_value(content: bytes, cte: str, charset: str | None) -> BodyValue:
     # RFC 8621 §4.1.4 EmailBodyValue: CTE and charset decoded, CRLF -> LF.
-    text, problem = decode_bytes(part.content(), part.charset)
+    text, problem = decode_bytes(content, charset)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    return BodyValue(text, problem or not cte_known(part.cte))
+    return BodyValue(text, problem or not cte_known(cte))
+
+
+def _text_ranges(raw: bytes, root: Part) -> dict[str, TextRange] | None:
+    """Where the body of every text/* leaf lies in `raw`, or None if one cannot be placed.
+
+    Stored at ingest, these let Email/get decode a body value from a slice of the message instead
+    of parsing the whole message again, attachments included, as Cyrus's cache file does. The
+    slice is found by searching for the part's body itself, so it is equal to what the parser
+    read by construction (a body that occurs twice is the same bytes wherever it is taken from).
+    """
+    ranges: dict[str, TextRange] = {}
+    cursor = 0
+    for leaf in root.leaves():
+        if leaf.part_id is None or not leaf.type.startswith("text/"):
+            continue
+        body = leaf.body
+        if not body:
+            ranges[leaf.part_id] = (0, 0, leaf.cte, leaf.charset)
+            continue
+        start = raw.find(body, cursor)
+        if start < 0:
+            start = raw.find(body)
+            if start < 0:  # a body the parser rebuilt (not the case today): parse at read time
+                return None
+        cursor = start + len(body)
+        ranges[leaf.part_id] = (start, cursor, leaf.cte, leaf.charset)
+    return ranges
+
+
+def body_value_at(raw: bytes, text_range: TextRange | list[Any]) -> BodyValue:
+    """The EmailBodyValue of a text part from its stored range (see `_text_ranges`): the same value
+    a full parse gives, from a slice of the message."""
+    start, end, cte, charset = text_range
+    return _decoded_value(decode_transfer(raw[start:end], cte), cte, charset)
 
 
 _CID_URL = re.compile(r"""cid:([^\s"'<>)]+)""", re.IGNORECASE)
@@ -246,6 +292,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     text_parts, html_parts, attachment_parts = classify(root)
     values = {leaf.part_id: _body_value(leaf) for leaf in root.leaves()
               if leaf.type.startswith("text/") and leaf.part_id is not None}
+    text_ranges = _text_ranges(raw, root)
     structure = root.to_json()
     index: dict[str, dict[str, Any]] = {}
     _index(structure, index)
@@ -283,6 +330,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         bcc=addresses("bcc"),
         reply_to=addresses("reply-to"),
         parts=index,
+        text_ranges=text_ranges,
     )
 
 
