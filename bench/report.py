@@ -7,6 +7,7 @@ docs section can be regenerated from a results file: `python -m bench --from-jso
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,9 +196,30 @@ Cyrus IMAP {results.get('cyrus_version', 'unknown')} (Debian). Measured {results
 {summary(results)}"""
 
 
+def wrap_prose(markdown: str, width: int = 110) -> str:
+    """Re-wrap the paragraphs of generated Markdown to `width` columns; headings and tables stay as they are."""
+    out: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            out.extend(textwrap.wrap(" ".join(paragraph), width, break_on_hyphens=False, break_long_words=False))
+            paragraph.clear()
+
+    for line in markdown.splitlines():
+        if not line.strip() or line.startswith(("|", "#")):
+            flush()
+            out.append(line)
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return "\n".join(out) + "\n"
+
+
 def write_docs(path: Path, section: str) -> None:
     """Replace the section (up to the next `## ` heading) in docs/performance.md, or append it."""
     text = path.read_text()
+    section = wrap_prose(section)
     pattern = re.compile(rf"^## {re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip("\n") + "\n\n", text, count=1)
