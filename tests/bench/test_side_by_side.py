@@ -104,3 +104,14 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert common.percentile(values, 50) == 51.0  # index round(49.5) = 50
     assert common.percentile(values, 95) == 95.0
     assert common.percentile([3.0], 95) == 3.0
+
+
+def test_generated_prose_is_wrapped_but_tables_are_not() -> None:
+    long_line = "word " * 60
+    table_row = "| " + " | ".join(["a long cell of the table"] * 8) + " |"
+    wrapped = report.wrap_prose(f"## Title\n\n{long_line}\nand more\n\n{table_row}\n")
+    lines = wrapped.splitlines()
+    assert lines[0] == "## Title" and table_row in lines
+    prose = [line for line in lines if line.startswith("word")]
+    assert len(prose) > 1 and all(len(line) <= 110 for line in prose)
+    assert " ".join(prose).split() == (long_line + " and more").split()  # no word lost or added
