@@ -168,6 +168,19 @@ def test_header_condition(shared_alice: JmapClient, data: dict[str, Any]) -> Non
         assert error["type"] == "invalidArguments"
 
 
+def test_header_condition_on_a_whole_message_id(shared_alice: JmapClient, data: dict[str, Any]) -> None:
+    # A whole "<id>" in Message-ID is looked up by index (migration 0010) and gives what the
+    # plain "contains" match gives: case-insensitive, the field's own brackets, nothing else.
+    assert matching(shared_alice, data, {"header": ["Message-ID", "<lunch@x>"]}) == {"lunch"}
+    assert matching(shared_alice, data, {"header": ["message-id", "<LUNCH@X>"]}) == {"lunch"}
+    assert matching(shared_alice, data, {"header": ["Message-ID", "lunch"]}) == {"lunch", "lunch2"}
+    assert matching(shared_alice, data, {"header": ["Message-ID", "<nothing@x>"]}) == set()
+    # In-Reply-To holds the parent's id: not an index lookup, the same "contains" answer.
+    assert matching(shared_alice, data, {"header": ["In-Reply-To", "<lunch@x>"]}) == {"lunch2"}
+    no_match = {"operator": "NOT", "conditions": [{"header": ["Message-ID", "<lunch@x>"]}]}
+    assert "lunch" not in matching(shared_alice, data, no_match)
+
+
 def test_operators(shared_alice: JmapClient, data: dict[str, Any]) -> None:
     box = data["box"]
     inbox = {"inMailbox": box["inbox"]}

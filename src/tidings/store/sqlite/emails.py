@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -489,6 +490,8 @@ def _kw(keyword: str) -> str:
 
 
 TextCondition = Callable[[str, list[tuple[bool, str]]], tuple[str, list[Any]]]
+# The text of a `header` filter on Message-ID that is one whole msg-id (RFC 5322 §3.6.4).
+_BRACKETED_ID = re.compile(r"\s*<([^<>\s]+)>\s*")
 
 
 def _compile(node: EmailFilter | None, text: TextCondition) -> tuple[str, list[Any]]:
@@ -546,7 +549,14 @@ def _compile(node: EmailFilter | None, text: TextCondition) -> tuple[str, list[A
             return "1", []
         return text(kind, node[1])
     if kind == "header":
-        return "tidings_header_match(e.structure, ?, ?)", [node[1], node[2]]
+        condition, params = "tidings_header_match(e.structure, ?, ?)", [node[1], node[2]]
+        bracketed = _BRACKETED_ID.fullmatch(node[2] or "") if node[1].lower() == "message-id" else None
+        if bracketed:
+            # A whole "<id>" searched in Message-ID: the emails whose (first) Message-ID is that
+            # id, found by the index of migration 0010, then checked by the filter itself. (A
+            # malformed field holding several ids is found by its first one only.)
+            return f"lower(e.message_id) = ? AND {condition}", [bracketed.group(1).lower(), *params]
+        return condition, params
     raise ValueError(f"unknown filter {kind!r}")
 
 
