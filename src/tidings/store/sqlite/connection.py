@@ -35,12 +35,13 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=60000")
     # Memory: every thread has its own connection, so each one's cache counts, and the hot pages
-    # (indexes, the account's rows) are the same in each. 8 MB of page cache each and no memory-mapped
+    # (indexes, the account's rows) are the same in each. 4 MB of page cache each and no memory-mapped
     # I/O (a map per connection makes the same pages count once per thread) keep a server's memory
     # bounded; the operating system caches the file anyway, so a miss is a copy, not a disk read.
-    # 16 MB cost about 50 MB more at 10,000 and 100,000 messages with 4 clients (PSS 113 -> 85 MB and
-    # 133 -> 84 MB) for no measurable CPU per request in the list, thread and search workloads.
-    conn.execute("PRAGMA cache_size=-8000")
+    # Measured with 4 clients (python -m bench): 8 MB cost about 20 MB more than 4 MB (PSS 113 -> 93
+    # MB at 10,000 messages, 120 -> 99 MB at 100,000) and 16 MB about 50 MB more, for no measurable
+    # CPU per request in the list, thread and search workloads.
+    conn.execute("PRAGMA cache_size=-4000")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA mmap_size=0")
     conn.create_function("tidings_header_match", 3, _header_match, deterministic=True)
