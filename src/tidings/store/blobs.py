@@ -196,10 +196,16 @@ class FileBlobStore:
     def read(self, blob_id: str) -> bytes | None:
         if not is_blob_id(blob_id):
             return None
+        # The database first: most messages live there (at most INLINE_MAX), and an indexed lookup
+        # costs less than the failed open of a file that is not there (with its path built).
+        # Either copy is the same octets: a blob id names its content.
+        data = self._inline(blob_id)
+        if data is not None:
+            return data
         try:
             return self.path(blob_id).read_bytes()
         except FileNotFoundError:
-            return self._inline(blob_id)
+            return None
 
     def open(self, blob_id: str) -> BinaryIO | None:
         if not is_blob_id(blob_id):
