@@ -13,6 +13,7 @@ from tidings.server import Tidings
 
 from . import stores
 from .helpers import JmapClient, LiveServer, make_tidings
+from .push.pushtools import PushEndpoint
 
 # -- every test that opens a store runs once per backend (tests/stores.py) --------------------------
 
@@ -112,3 +113,11 @@ def bob(server: LiveServer) -> Iterator[JmapClient]:
     client = server.client("bob", "hunter2")
     yield client
     client.close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[PushEndpoint]:
+    """A Web Push service on loopback (tests/push/pushtools.py) that records what it receives."""
+    service = PushEndpoint()
+    yield service
+    service.close()

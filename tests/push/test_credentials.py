@@ -32,13 +32,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     tidings.close()
 
 
-@pytest.fixture
-def endpoint() -> Iterator[PushEndpoint]:
-    service = PushEndpoint()
-    yield service
-    service.close()
-
-
 def bearer(server: LiveServer, label: str) -> JmapClient:
     return JmapClient(server.url, "Bearer " + server.tidings.accounts.create_token("alice", label))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,13 +22,6 @@ from ..wire.test_push_subscription import push_call
 from .pushtools import PushEndpoint
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=0)
-
-
-@pytest.fixture
-def endpoint() -> Iterator[PushEndpoint]:
-    service = PushEndpoint()
-    yield service
-    service.close()
 
 
 class Dns:

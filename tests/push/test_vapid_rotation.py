@@ -32,13 +32,6 @@ def tidings_command(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def endpoint() -> Iterator[PushEndpoint]:
-    service = PushEndpoint()
-    yield service
-    service.close()
-
-
-@pytest.fixture
 def data(tmp_path: Path) -> Path:
     return tmp_path / "data"
 

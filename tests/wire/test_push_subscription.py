@@ -30,13 +30,6 @@ def insecure_server(tmp_path: Path) -> Iterator[LiveServer]:
     tidings.close()
 
 
-@pytest.fixture
-def endpoint() -> Iterator[PushEndpoint]:
-    service = PushEndpoint()
-    yield service
-    service.close()
-
-
 def push_call(client: JmapClient, name: str, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     response = client.request([[name, args, "p"]], using=[CORE])
     out_name, out, _ = response["methodResponses"][0]
